@@ -1,0 +1,3 @@
+//! lamina's integration tests: one binary, one module per area.
+
+mod support;
