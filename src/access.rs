@@ -12,7 +12,18 @@ use serde::{Deserialize, Serialize};
 /// exclusive: a set is either public or lists accounts and organizations, never both.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccessSet {
+    /// 12-digit AWS account ids.
     pub accounts: BTreeSet<String>,
+    /// Organization ids, `o-` then 10 to 32 lowercase letters or digits.
     pub orgs: BTreeSet<String>,
     pub public: bool,
+}
+
+/// One principal, as written on the command line and in `lamina.toml`:
+/// `account:ID`, `org:ID` or `public`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Principal {
+    Account(String),
+    Org(String),
+    Public,
 }
