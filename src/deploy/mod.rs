@@ -89,8 +89,10 @@ pub trait Target {
     /// All existing versions of a layer, oldest first.
     fn layer_versions(&mut self, layer: &str) -> Result<Vec<LayerVersion>, DeployError>;
     /// Publishes a new version; the target assigns the number.
-    fn publish_layer_version(&mut self, request: &PublishLayer)
-        -> Result<LayerVersion, DeployError>;
+    fn publish_layer_version(
+        &mut self,
+        request: &PublishLayer,
+    ) -> Result<LayerVersion, DeployError>;
     /// Makes the version's access exactly `desired` (plus the owning account).
     fn reconcile_access(
         &mut self,
@@ -100,7 +102,6 @@ pub trait Target {
     ) -> Result<AccessChange, DeployError>;
     fn delete_layer_version(&mut self, layer: &str, version: u64) -> Result<(), DeployError>;
     fn function(&mut self, name: &str) -> Result<Option<FunctionState>, DeployError>;
-    fn deploy_function(&mut self, request: &DeployFunction)
-        -> Result<FunctionState, DeployError>;
+    fn deploy_function(&mut self, request: &DeployFunction) -> Result<FunctionState, DeployError>;
     fn delete_function(&mut self, name: &str) -> Result<(), DeployError>;
 }
