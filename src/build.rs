@@ -1,24 +1,51 @@
 //! The engine: scan, hash (through the cache), digest and pack one layer or function.
 //!
-//! OWNER NOTE (skeleton): the signatures below are the contract; the body is being written.
+//! [`build`] runs the stages in order for one [`Subject`]:
+//!
+//! 1. Read the filesystem clock ([`cache::scan_clock`]) *before* scanning, so that files modified
+//!    while the scan runs are caught by the racy-clean rule next time.
+//! 2. Scan the subject's sources. In manifests mode the walk skips the own files of node packages
+//!    (and of the Python install); each skipped package's cached file list is spliced in by its
+//!    fingerprint, or, on a miss, the package is walked after all.
+//! 3. Decide for every file whether its cached hash may be reused ([`cache::freshness`]); read and
+//!    hash the rest in parallel. Every decision not to reuse has a [`StaleReason`], counted in the
+//!    stats and logged at debug.
+//! 4. Compute the digest. If a zip with that digest exists, reuse it; otherwise pack, copying
+//!    unchanged compressed entries from this subject's previous zip.
+//! 5. Write everything learned in one cache transaction. A run that dies before this point leaves
+//!    the cache as it was (a zip renamed into place without a record is rebuilt, byte for byte
+//!    the same, next time).
+//!
+//! Per-entry problems (bad links, unreadable files, collisions) are gathered across the whole
+//! subject and reported together; nothing is written to the cache when there are any.
 
-use std::path::PathBuf;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io::Read;
+use std::path::{Path, PathBuf};
 
+use rayon::prelude::*;
 use serde::Serialize;
+use tracing::{debug, info};
 
-use crate::cache::{Cache, Owner, ZipRecord};
-use crate::digest::Digest;
-use crate::progress::Progress;
-use crate::scan::SourceMapping;
+use crate::cache::{self, BuildUpdate, Cache, CacheError, FileRecord, Owner, StaleReason, ZipRecord};
+use crate::digest::{self, Digest, Entry, EntryKind};
+use crate::pack::{self, PackEntry, PackError, PreviousZip};
+use crate::progress::{Phase, Progress};
+use crate::scan::{
+    self, fingerprint, PackageDir, PackageKind, ScanError, ScanOptions, ScannedEntry, SourceMapping,
+    Stat,
+};
 
 /// How the engine decides which files to read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum FingerprintMode {
-    /// Every file is stat-ed; a file whose stat data matches its cached row is not read.
+    /// Every file is stat-ed; a file whose stat data matches its cached row is not read. Sound.
     #[default]
     Stat,
-    /// A node package whose package.json is unchanged reuses its cached file list unwalked.
+    /// A node package whose package.json is unchanged reuses its cached file list without being
+    /// walked, and the Python install is trusted while its Pipfile.lock is unchanged. Fast, but
+    /// blind to edits inside a package that leave its package.json alone.
     Manifests,
     /// Every file is read and hashed.
     Content,
@@ -48,6 +75,9 @@ pub struct StateDir {
 }
 
 impl StateDir {
+    pub fn new(project_root: &Path) -> StateDir {
+        StateDir { path: project_root.join(".lamina") }
+    }
     pub fn build_dir(&self) -> PathBuf {
         self.path.join("build")
     }
@@ -60,13 +90,33 @@ impl StateDir {
 }
 
 /// Counters that show how much work a build did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct BuildStats {
+    /// Files and symlinks considered (including those taken from cached package lists).
     pub files_scanned: u64,
     pub files_hashed: u64,
     pub bytes_hashed: u64,
     pub entries_compressed: u64,
     pub entries_reused: u64,
+    /// Node packages and Python installs whose cached file list was used without a walk.
+    pub packages_reused: u64,
+    /// Why files were read again, by reason.
+    pub stale: BTreeMap<String, u64>,
+}
+
+impl BuildStats {
+    /// Adds `other` into `self`, for totals over several subjects.
+    pub fn add(&mut self, other: &BuildStats) {
+        self.files_scanned += other.files_scanned;
+        self.files_hashed += other.files_hashed;
+        self.bytes_hashed += other.bytes_hashed;
+        self.entries_compressed += other.entries_compressed;
+        self.entries_reused += other.entries_reused;
+        self.packages_reused += other.packages_reused;
+        for (reason, count) in &other.stale {
+            *self.stale.entry(reason.clone()).or_default() += count;
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -80,7 +130,7 @@ pub enum BuildStatus {
     Unbuilt,
 }
 
-/// Paths (zip paths) that differ from the last build of the same subject.
+/// Zip paths that differ from the last build of the same subject.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Changes {
     pub added: Vec<String>,
@@ -96,16 +146,50 @@ pub struct BuildReport {
     /// The zip, unless status only.
     pub zip: Option<ZipRecord>,
     pub zip_path: Option<PathBuf>,
+    /// Unzipped size of all files, known even when status only.
+    pub unzipped_bytes: u64,
+    pub entries: u64,
     /// Whether the digest differs from the last build's (true when there was none).
     pub changed: bool,
+    /// The digest of the last build, if any.
+    pub previous: Option<Digest>,
     pub changes: Changes,
     pub stats: BuildStats,
 }
 
+/// One problem found while building; all of a subject's problems are reported together.
+#[derive(Debug, thiserror::Error)]
+pub enum Problem {
+    #[error(transparent)]
+    Scan(#[from] ScanError),
+    #[error("cannot read `{}`: {source}", path.display())]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("cannot read the lock file `{}`: {reason}", path.display())]
+    Lock { path: PathBuf, reason: String },
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
-    #[error("placeholder")]
-    Placeholder,
+    #[error("{subject} has {} problem(s):{}", problems.len(), list(problems))]
+    Problems { subject: String, problems: Vec<Problem> },
+    #[error("cannot read the filesystem clock in `{}`: {source}", path.display())]
+    Clock { path: PathBuf, source: std::io::Error },
+    #[error(transparent)]
+    Cache(#[from] CacheError),
+    #[error("cannot pack {subject}: {source}")]
+    Pack { subject: String, source: PackError },
+}
+
+fn list(problems: &[Problem]) -> String {
+    problems.iter().map(|problem| format!("\n  - {problem}")).collect()
+}
+
+/// How a subject is named in messages: "layer `shared`".
+pub fn describe(owner: &Owner) -> String {
+    match owner {
+        Owner::Layer(name) => format!("layer `{name}`"),
+        Owner::Function(name) => format!("function `{name}`"),
+    }
 }
 
 /// Scans, hashes, digests and (unless `status_only`) packs `subject`.
@@ -116,6 +200,433 @@ pub fn build(
     options: &BuildOptions,
     progress: &dyn Progress,
 ) -> Result<BuildReport, BuildError> {
-    let _ = (state, cache, subject, options, progress);
-    unimplemented!()
+    let name = describe(&subject.owner);
+    let clock_ns = cache::scan_clock(&state.path)
+        .map_err(|source| BuildError::Clock { path: state.path.clone(), source })?;
+    let scan_options = ScanOptions {
+        follow_external: options.follow_external,
+        exclude: vec![state.path.clone()],
+        skip_package_contents: options.mode == FingerprintMode::Manifests,
+    };
+
+    progress.start(Phase::Scan, &name, 0);
+    let output = scan::scan(&subject.root, &subject.sources, &scan_options);
+    progress.finish();
+    let known = cache.load_files(&subject.owner)?;
+    let mut listing = Listing::new(output.entries, output.problems);
+    let mut stats = BuildStats::default();
+
+    let skipped: Vec<&PackageDir> = output.packages.iter().filter(|p| p.contents_skipped).collect();
+    for package in &skipped {
+        splice_package(cache, subject, package, &scan_options, &known, &mut listing, &mut stats)?;
+    }
+    listing.sort_and_check();
+
+    let hashed = hash_stale(subject, &listing, &known, options.mode, clock_ns, progress);
+    stats.files_hashed = hashed.records.len() as u64;
+    stats.bytes_hashed = hashed.bytes;
+    stats.stale = hashed.reasons.clone();
+    listing.problems.extend(hashed.problems);
+    if !listing.problems.is_empty() {
+        return Err(BuildError::Problems { subject: name, problems: listing.problems });
+    }
+
+    let entries = listing.entries(&known, &hashed.records);
+    let sources: Vec<&str> = listing.scanned.iter().map(|e| e.source_path.as_str()).collect();
+    stats.files_scanned =
+        entries.iter().filter(|entry| entry.kind != EntryKind::Dir).count() as u64;
+    let image = digest::preimage(&entries, pack::FORMAT_LABEL);
+    let digest = digest::digest_of_preimage(&image);
+    let previous = cache.latest_build(&subject.owner)?;
+    let changed = previous.as_ref().map(|zip| zip.digest) != Some(digest);
+    let changes = match (&previous, changed) {
+        (Some(zip), true) => diff(&cache.zip_entries(&zip.digest)?.unwrap_or_default(), &entries),
+        (None, _) => Changes { added: entries.iter().map(|e| e.path.clone()).collect(), ..Default::default() },
+        _ => Changes::default(),
+    };
+
+    let mut update = BuildUpdate {
+        upsert_files: hashed.records.into_iter().collect(),
+        remove_files: listing.removed_rows(&known, &skipped),
+        packages: Vec::new(),
+        zip: None,
+    };
+    if changed || previous.is_none() {
+        update.packages = new_package_lists(cache, &output.packages, &entries)?;
+    }
+    let unzipped_bytes = entries.iter().map(|entry| entry.size).sum();
+    let mut report = BuildReport {
+        owner: subject.owner.clone(),
+        digest,
+        status: BuildStatus::Unbuilt,
+        zip: None,
+        zip_path: None,
+        unzipped_bytes,
+        entries: entries.len() as u64,
+        changed,
+        previous: previous.as_ref().map(|zip| zip.digest),
+        changes,
+        stats,
+    };
+
+    if !options.status_only {
+        let (zip, status) =
+            find_or_pack(state, cache, subject, &entries, &sources, digest, previous.as_ref(), progress, &mut report.stats)?;
+        report.zip_path = Some(state.build_dir().join(&zip.file_name));
+        report.status = status;
+        update.zip = Some((zip.clone(), image));
+        report.zip = Some(zip);
+    }
+    cache.commit_build(&subject.owner, update)?;
+    info!(subject = %name, digest = %digest.short(), status = ?report.status, "build finished");
+    Ok(report)
+}
+
+/// The entries of a subject as they are assembled. Entries taken from cached package lists are
+/// listed like scanned ones (with empty stat data: their files were not looked at) and carry
+/// their known hash in `reused`, keyed by source path.
+struct Listing {
+    scanned: Vec<ScannedEntry>,
+    reused: HashMap<String, blake3::Hash>,
+    problems: Vec<Problem>,
+}
+
+impl Listing {
+    fn new(scanned: Vec<ScannedEntry>, problems: Vec<ScanError>) -> Listing {
+        Listing {
+            scanned,
+            reused: HashMap::new(),
+            problems: problems.into_iter().map(Problem::from).collect(),
+        }
+    }
+
+    /// Puts spliced entries in order and checks the whole listing for zip path collisions again,
+    /// since a cached package list may now meet an entry from another source.
+    fn sort_and_check(&mut self) {
+        if self.reused.is_empty() {
+            return;
+        }
+        self.scanned.sort_by(|a, b| a.zip_path.as_bytes().cmp(b.zip_path.as_bytes()));
+        self.scanned.dedup_by(|a, b| a.zip_path == b.zip_path && a.kind == EntryKind::Dir && b.kind == EntryKind::Dir);
+        let collisions = scan::check_collisions(&self.scanned);
+        self.problems.extend(collisions.into_iter().map(Problem::from));
+    }
+
+    /// The final, sorted entry list with every file's hash filled in.
+    fn entries(&self, known: &HashMap<String, FileRecord>, fresh: &HashMap<String, FileRecord>) -> Vec<Entry> {
+        self.scanned.iter().map(|scanned| self.to_entry(scanned, known, fresh)).collect()
+    }
+
+    fn to_entry(
+        &self,
+        scanned: &ScannedEntry,
+        known: &HashMap<String, FileRecord>,
+        fresh: &HashMap<String, FileRecord>,
+    ) -> Entry {
+        match scanned.kind {
+            EntryKind::Dir => Entry::dir(&scanned.zip_path),
+            EntryKind::Symlink => {
+                Entry::symlink(&scanned.zip_path, scanned.link_target.clone().unwrap_or_default())
+            }
+            EntryKind::File => {
+                let hash = self
+                    .reused
+                    .get(&scanned.source_path)
+                    .copied()
+                    .or_else(|| fresh.get(&scanned.source_path).map(|r| r.content_hash))
+                    .or_else(|| known.get(&scanned.source_path).map(|r| r.content_hash))
+                    .expect("every file was reused, fresh in the cache, or hashed");
+                Entry::file(&scanned.zip_path, scanned.stat.mode, scanned.stat.size, hash)
+            }
+        }
+    }
+
+    /// Cached rows whose files are gone. Rows below a package whose walk was skipped are kept:
+    /// their files were not looked at, so nothing is known about them.
+    fn removed_rows(&self, known: &HashMap<String, FileRecord>, skipped: &[&PackageDir]) -> Vec<String> {
+        let seen: HashSet<&str> = self.scanned.iter().map(|entry| entry.source_path.as_str()).collect();
+        known
+            .keys()
+            .filter(|path| !seen.contains(path.as_str()))
+            .filter(|path| !skipped.iter().any(|package| is_below(path, &package.source_dir)))
+            .cloned()
+            .collect()
+    }
+}
+
+fn is_below(path: &str, folder: &str) -> bool {
+    path.len() > folder.len() && path.starts_with(folder) && path.as_bytes()[folder.len()] == b'/'
+}
+
+/// Replaces a skipped package with its cached file list, or walks it when the list is unknown.
+fn splice_package(
+    cache: &Cache,
+    subject: &Subject,
+    package: &PackageDir,
+    scan_options: &ScanOptions,
+    known: &HashMap<String, FileRecord>,
+    listing: &mut Listing,
+    stats: &mut BuildStats,
+) -> Result<(), BuildError> {
+    match package_fingerprint(subject, package, known) {
+        Ok(Some(fingerprint)) => {
+            if let Some(list) = cache.package_files(package.kind, &fingerprint)? {
+                debug!(package = %package.source_dir, "reusing the cached file list");
+                stats.packages_reused += 1;
+                for entry in list {
+                    let source_path = format!("{}/{}", package.source_dir, entry.path);
+                    if entry.kind == EntryKind::File {
+                        listing.reused.insert(source_path.clone(), entry.content_hash);
+                    }
+                    listing.scanned.push(ScannedEntry {
+                        zip_path: format!("{}/{}", package.zip_dir, entry.path),
+                        source_path,
+                        kind: entry.kind,
+                        stat: Stat { size: entry.size, mode: entry.mode, ..Stat::default() },
+                        link_target: entry.link_target,
+                    });
+                }
+                return Ok(());
+            }
+            debug!(package = %package.source_dir, "no cached file list: walking the package");
+        }
+        Ok(None) => debug!(package = %package.source_dir, "manifest changed: walking the package"),
+        Err(problem) => {
+            listing.problems.push(problem);
+            return Ok(());
+        }
+    }
+    let output = scan::scan_package(&subject.root, package, scan_options);
+    listing.scanned.extend(output.entries);
+    listing.problems.extend(output.problems.into_iter().map(Problem::from));
+    Ok(())
+}
+
+/// The fingerprint of a skipped package when it can be had without reading file content that
+/// changed: a node package's is its package.json's content hash, taken from the cache while the
+/// file's stat data still matches; `None` when it does not match (the package is then walked,
+/// which hashes the manifest with everything else). The Python install's fingerprint is derived
+/// from its Pipfile.lock, which is small and read every time.
+fn package_fingerprint(
+    subject: &Subject,
+    package: &PackageDir,
+    known: &HashMap<String, FileRecord>,
+) -> Result<Option<blake3::Hash>, Problem> {
+    match package.kind {
+        PackageKind::Node => {
+            let record = known.get(&package.manifest_path);
+            Ok(match cache::freshness(record, &package.manifest_stat) {
+                Ok(()) => record.map(|record| record.content_hash),
+                Err(_) => None,
+            })
+        }
+        PackageKind::Python => {
+            let path = subject.root.join(&package.manifest_path);
+            let bytes = fs_err::read(&path).map_err(|source| Problem::Read {
+                path: path.clone(),
+                source,
+            })?;
+            fingerprint::python_lock_fingerprint(&bytes)
+                .map(Some)
+                .map_err(|error| Problem::Lock { path, reason: error.to_string() })
+        }
+    }
+}
+
+/// Package file lists this build can teach the cache: for every package found, its own entries,
+/// unless the cache already has a list under the same fingerprint.
+fn new_package_lists(
+    cache: &Cache,
+    packages: &[PackageDir],
+    entries: &[Entry],
+) -> Result<Vec<(PackageKind, blake3::Hash, Vec<Entry>)>, BuildError> {
+    let by_path: HashMap<&str, &Entry> = entries.iter().map(|e| (e.path.as_str(), e)).collect();
+    let mut lists = Vec::new();
+    for package in packages {
+        let fingerprint = match package.kind {
+            PackageKind::Node => {
+                let manifest = format!("{}/package.json", package.zip_dir);
+                match by_path.get(manifest.as_str()) {
+                    Some(entry) => entry.content_hash,
+                    None => continue,
+                }
+            }
+            // The Python install's list is keyed by its lock file, which build reads only in
+            // manifests mode; in stat mode, lists are learned for node packages alone.
+            PackageKind::Python => continue,
+        };
+        if cache.package_files(package.kind, &fingerprint)?.is_some() {
+            continue;
+        }
+        lists.push((package.kind, fingerprint, own_entries(package, entries)));
+    }
+    Ok(lists)
+}
+
+/// A node package's own entries, relative to its folder: everything below it except its nested
+/// `node_modules/`.
+fn own_entries(package: &PackageDir, entries: &[Entry]) -> Vec<Entry> {
+    let prefix = format!("{}/", package.zip_dir);
+    let nested = format!("{prefix}node_modules");
+    let start = entries.partition_point(|entry| entry.path.as_bytes() < prefix.as_bytes());
+    entries[start..]
+        .iter()
+        .take_while(|entry| entry.path.starts_with(&prefix))
+        .filter(|entry| entry.path != nested && !is_below(&entry.path, &nested))
+        .map(|entry| Entry { path: entry.path[prefix.len()..].to_string(), ..entry.clone() })
+        .collect()
+}
+
+/// The result of hashing the files whose cached rows could not be trusted.
+struct Hashed {
+    records: HashMap<String, FileRecord>,
+    bytes: u64,
+    reasons: BTreeMap<String, u64>,
+    problems: Vec<Problem>,
+}
+
+/// Files above this size are hashed with memory mapping and blake3's own threads; below it, a
+/// plain read is cheaper and parallelism comes from hashing many files at once.
+const LARGE_FILE: u64 = 4 << 20;
+
+fn hash_stale(
+    subject: &Subject,
+    listing: &Listing,
+    known: &HashMap<String, FileRecord>,
+    mode: FingerprintMode,
+    clock_ns: i64,
+    progress: &dyn Progress,
+) -> Hashed {
+    let mut reasons: BTreeMap<String, u64> = BTreeMap::new();
+    let mut stale: Vec<&ScannedEntry> = Vec::new();
+    let files = listing.scanned.iter().filter(|entry| entry.kind == EntryKind::File);
+    for entry in files.filter(|entry| !listing.reused.contains_key(&entry.source_path)) {
+        let verdict = match mode {
+            FingerprintMode::Content => Err(None),
+            _ => cache::freshness(known.get(&entry.source_path), &entry.stat).map_err(Some),
+        };
+        if let Err(reason) = verdict {
+            let label = reason.map_or_else(|| "content_mode".to_string(), |r: StaleReason| r.to_string());
+            debug!(path = %entry.source_path, reason = %label, "hashing");
+            *reasons.entry(label).or_default() += 1;
+            stale.push(entry);
+        }
+    }
+
+    progress.start(Phase::Hash, &describe(&subject.owner), stale.len() as u64);
+    let results: Vec<Result<(String, FileRecord), Problem>> = stale
+        .par_iter()
+        .map(|entry| {
+            let path = subject.root.join(&entry.source_path);
+            let hash = hash_file(&path, entry.stat.size)
+                .map_err(|source| Problem::Read { path: path.clone(), source })?;
+            progress.advance(1);
+            let record =
+                FileRecord { stat: entry.stat, content_hash: hash, link_target: None, clock_ns };
+            Ok((entry.source_path.clone(), record))
+        })
+        .collect();
+    progress.finish();
+
+    let mut hashed =
+        Hashed { records: HashMap::new(), bytes: 0, reasons, problems: Vec::new() };
+    for result in results {
+        match result {
+            Ok((path, record)) => {
+                hashed.bytes += record.stat.size;
+                hashed.records.insert(path, record);
+            }
+            Err(problem) => hashed.problems.push(problem),
+        }
+    }
+    hashed
+}
+
+/// blake3 of a file's content. The stat size decides only how to read, never what is hashed.
+fn hash_file(path: &Path, size_hint: u64) -> std::io::Result<blake3::Hash> {
+    let mut hasher = blake3::Hasher::new();
+    if size_hint >= LARGE_FILE {
+        hasher.update_mmap_rayon(path)?;
+    } else {
+        let mut file = fs_err::File::open(path)?;
+        let mut buffer = Vec::with_capacity(size_hint as usize + 1);
+        file.read_to_end(&mut buffer)?;
+        hasher.update(&buffer);
+    }
+    Ok(hasher.finalize())
+}
+
+/// Reuses the zip of `digest` when it is recorded and still on disk; packs it otherwise.
+#[allow(clippy::too_many_arguments)] // One call site; a struct would only rename the arguments.
+fn find_or_pack(
+    state: &StateDir,
+    cache: &Cache,
+    subject: &Subject,
+    entries: &[Entry],
+    sources: &[&str],
+    digest: Digest,
+    previous: Option<&ZipRecord>,
+    progress: &dyn Progress,
+    stats: &mut BuildStats,
+) -> Result<(ZipRecord, BuildStatus), BuildError> {
+    let build_dir = state.build_dir();
+    if let Some(zip) = cache.zip(&digest)? {
+        let on_disk = fs_err::metadata(build_dir.join(&zip.file_name)).map(|m| m.len());
+        if on_disk.ok() == Some(zip.size) {
+            return Ok((zip, BuildStatus::Cached));
+        }
+        debug!(digest = %digest.short(), "recorded zip is missing from the build folder: packing");
+    }
+
+    let previous_zip = match previous {
+        Some(zip) => cache.zip_entries(&zip.digest)?.map(|entries| PreviousZip {
+            path: build_dir.join(&zip.file_name),
+            entries,
+            format: pack::FORMAT_LABEL.to_string(),
+        }),
+        None => None,
+    };
+    let pack_entries: Vec<PackEntry> = entries
+        .iter()
+        .zip(sources)
+        .map(|(entry, source)| PackEntry {
+            entry: entry.clone(),
+            disk_path: (entry.kind == EntryKind::File).then(|| subject.root.join(source)),
+        })
+        .collect();
+    let outcome = pack::write_zip(&build_dir, &digest, &pack_entries, previous_zip.as_ref(), progress)
+        .map_err(|source| BuildError::Pack { subject: describe(&subject.owner), source })?;
+    stats.entries_compressed = outcome.entries_compressed;
+    stats.entries_reused = outcome.entries_reused;
+    let file_name = outcome
+        .path
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_else(|| format!("{digest}.zip"));
+    let zip = ZipRecord {
+        digest,
+        sha256: outcome.sha256,
+        size: outcome.size,
+        entries: outcome.entries,
+        unzipped_bytes: outcome.unzipped_bytes,
+        file_name,
+    };
+    Ok((zip, BuildStatus::Built))
+}
+
+/// What differs between two sorted entry lists.
+fn diff(old: &[Entry], new: &[Entry]) -> Changes {
+    let old_by_path: HashMap<&str, &Entry> = old.iter().map(|e| (e.path.as_str(), e)).collect();
+    let new_paths: HashSet<&str> = new.iter().map(|e| e.path.as_str()).collect();
+    let mut changes = Changes::default();
+    for entry in new {
+        match old_by_path.get(entry.path.as_str()) {
+            None => changes.added.push(entry.path.clone()),
+            Some(old) if *old != entry => changes.modified.push(entry.path.clone()),
+            Some(_) => {}
+        }
+    }
+    changes.removed =
+        old.iter().filter(|e| !new_paths.contains(e.path.as_str())).map(|e| e.path.clone()).collect();
+    changes
 }

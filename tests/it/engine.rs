@@ -1,0 +1,443 @@
+//! The engine end to end through the library: scan, cache, digest and pack of real trees.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use lamina::build::{self, BuildOptions, BuildReport, BuildStatus, FingerprintMode, StateDir, Subject};
+use lamina::cache::{Cache, Owner};
+use lamina::progress::NoProgress;
+use lamina::scan::SourceMapping;
+
+use crate::support::{age_tree, tempdir, write};
+
+/// A project folder with one layer at `layers/shared`.
+struct Project {
+    _dir: tempfile::TempDir,
+    root: PathBuf,
+}
+
+impl Project {
+    fn new() -> Project {
+        let dir = tempdir();
+        let root = dir.path().to_path_buf();
+        Project { _dir: dir, root }
+    }
+
+    fn layer(&self) -> PathBuf {
+        self.root.join("layers/shared")
+    }
+
+    fn write(&self, relative: &str, content: &str) -> PathBuf {
+        write(&self.layer(), relative, content.as_bytes())
+    }
+
+    fn build(&self, mode: FingerprintMode) -> BuildReport {
+        self.run(BuildOptions { mode, ..BuildOptions::default() })
+    }
+
+    fn run(&self, options: BuildOptions) -> BuildReport {
+        let state = StateDir::new(&self.root);
+        let mut cache = Cache::open(&state.cache_db()).unwrap();
+        let subject = Subject {
+            owner: Owner::Layer("shared".into()),
+            root: self.layer(),
+            sources: SourceMapping::layer(),
+        };
+        build::build(&state, &mut cache, &subject, &options, &NoProgress).unwrap()
+    }
+}
+
+/// A small node and Python layer with opt/ assets, a nested and a scoped package, a link and an
+/// executable.
+fn populate(project: &Project) {
+    project.write("lib/nodejs/package.json", r#"{"dependencies":{"left":"1.0.0"}}"#);
+    project.write("lib/nodejs/node_modules/left/package.json", r#"{"name":"left","version":"1.0.0"}"#);
+    project.write("lib/nodejs/node_modules/left/index.js", "module.exports = 'left';\n");
+    project.write("lib/nodejs/node_modules/left/bin/cli.js", "#!/usr/bin/env node\n");
+    project.write(
+        "lib/nodejs/node_modules/left/node_modules/inner/package.json",
+        r#"{"name":"inner","version":"2.0.0"}"#,
+    );
+    project.write("lib/nodejs/node_modules/left/node_modules/inner/index.js", "exports.x = 1;\n");
+    project.write("lib/nodejs/node_modules/@scope/pkg/package.json", r#"{"name":"@scope/pkg"}"#);
+    project.write("lib/nodejs/node_modules/@scope/pkg/lib/a.js", "exports.a = 1;\n");
+    project.write("lib/python/Pipfile", "[packages]\n");
+    project.write("lib/python/mod/__init__.py", "VALUE = 1\n");
+    project.write("opt/config/settings.json", "{\"debug\": false}\n");
+    let cli = project.layer().join("lib/nodejs/node_modules/left/bin/cli.js");
+    std::fs::set_permissions(&cli, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let bin = project.layer().join("lib/nodejs/node_modules/.bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::os::unix::fs::symlink("../left/bin/cli.js", bin.join("left")).unwrap();
+    age_tree(&project.layer());
+}
+
+fn zip_bytes(report: &BuildReport) -> Vec<u8> {
+    std::fs::read(report.zip_path.as_ref().unwrap()).unwrap()
+}
+
+#[test]
+fn warm_run_with_nothing_changed_reads_no_file() {
+    let project = Project::new();
+    populate(&project);
+    let cold = project.build(FingerprintMode::Stat);
+    assert_eq!(cold.status, BuildStatus::Built);
+    assert!(cold.stats.files_hashed > 5);
+    assert!(cold.stats.entries_compressed > 5);
+
+    let warm = project.build(FingerprintMode::Stat);
+    assert_eq!(warm.stats.files_hashed, 0, "{:?}", warm.stats);
+    assert_eq!(warm.stats.bytes_hashed, 0);
+    assert_eq!(warm.stats.entries_compressed, 0);
+    assert_eq!(warm.status, BuildStatus::Cached);
+    assert_eq!(warm.digest, cold.digest);
+    assert!(!warm.changed);
+}
+
+#[test]
+fn files_written_during_a_scan_are_verified_again() {
+    let project = Project::new();
+    populate(&project);
+    // Not aged: written just now, in the same clock tick as the scan may begin.
+    project.write("opt/fresh.txt", "new");
+    let state = StateDir::new(&project.root);
+    std::fs::create_dir_all(&state.path).unwrap();
+    project.build(FingerprintMode::Stat);
+    // Make the file's mtime equal to the stamp the next scan will take, whatever the clock did.
+    let far_future = std::time::SystemTime::now() + std::time::Duration::from_secs(3600);
+    let file = std::fs::File::options().write(true).open(project.layer().join("opt/fresh.txt"));
+    file.unwrap().set_times(std::fs::FileTimes::new().set_modified(far_future)).unwrap();
+    let first = project.build(FingerprintMode::Stat);
+    assert_eq!(first.stats.files_hashed, 1, "stat changed, so the file is read: {:?}", first.stats);
+    let second = project.build(FingerprintMode::Stat);
+    assert_eq!(second.stats.stale.get("racy"), Some(&1), "{:?}", second.stats);
+}
+
+/// Applies `edit` to a built tree and returns the digests before and after.
+fn digest_change(edit: impl FnOnce(&Project)) -> (BuildReport, BuildReport) {
+    let project = Project::new();
+    populate(&project);
+    let before = project.build(FingerprintMode::Stat);
+    edit(&project);
+    let after = project.build(FingerprintMode::Stat);
+    (before, after)
+}
+
+#[test]
+fn in_place_edit_inside_node_modules_changes_the_digest() {
+    let (before, after) = digest_change(|project| {
+        // Same size, package.json untouched.
+        project.write("lib/nodejs/node_modules/left/index.js", "module.exports = 'LEFT';\n");
+    });
+    assert_ne!(before.digest, after.digest);
+    assert_eq!(after.changes.modified, vec!["nodejs/node_modules/left/index.js".to_string()]);
+    assert_eq!(after.stats.files_hashed, 1);
+}
+
+#[test]
+fn chmod_plus_x_changes_the_digest() {
+    let (before, after) = digest_change(|project| {
+        let path = project.layer().join("opt/config/settings.json");
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    });
+    assert_ne!(before.digest, after.digest);
+}
+
+#[test]
+fn group_write_bit_alone_does_not_change_the_digest() {
+    let (before, after) = digest_change(|project| {
+        let path = project.layer().join("opt/config/settings.json");
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o664)).unwrap();
+    });
+    assert_eq!(before.digest, after.digest);
+}
+
+#[test]
+fn touch_alone_does_not_change_the_digest() {
+    let (before, after) = digest_change(|project| {
+        let path = project.layer().join("lib/nodejs/node_modules/left/index.js");
+        let file = std::fs::File::options().write(true).open(path).unwrap();
+        file.set_times(std::fs::FileTimes::new().set_modified(std::time::SystemTime::now()))
+            .unwrap();
+    });
+    assert_eq!(before.digest, after.digest);
+    assert_eq!(after.status, BuildStatus::Cached);
+    assert_eq!(after.stats.files_hashed, 1, "the touched file is read again, nothing else");
+}
+
+#[test]
+fn rename_changes_the_digest() {
+    let (before, after) = digest_change(|project| {
+        let dir = project.layer().join("lib/python/mod");
+        std::fs::rename(dir.join("__init__.py"), dir.join("init.py")).unwrap();
+    });
+    assert_ne!(before.digest, after.digest);
+    assert_eq!(after.changes.added, vec!["python/mod/init.py".to_string()]);
+    assert_eq!(after.changes.removed, vec!["python/mod/__init__.py".to_string()]);
+}
+
+#[test]
+fn added_and_removed_files_change_the_digest() {
+    let (before, added) = digest_change(|project| {
+        project.write("opt/extra.txt", "x");
+    });
+    assert_ne!(before.digest, added.digest);
+
+    let (before, removed) = digest_change(|project| {
+        std::fs::remove_file(project.layer().join("opt/config/settings.json")).unwrap();
+    });
+    assert_ne!(before.digest, removed.digest);
+}
+
+#[test]
+fn an_added_empty_file_changes_the_digest() {
+    let (before, after) = digest_change(|project| {
+        project.write("lib/nodejs/node_modules/left/empty.js", "");
+    });
+    assert_ne!(before.digest, after.digest);
+}
+
+#[test]
+fn content_mode_reads_every_file() {
+    let project = Project::new();
+    populate(&project);
+    let cold = project.build(FingerprintMode::Stat);
+    let content = project.build(FingerprintMode::Content);
+    assert_eq!(content.digest, cold.digest);
+    assert_eq!(content.stats.files_hashed, cold.stats.files_hashed);
+}
+
+#[test]
+fn manifests_mode_agrees_with_stat_mode_on_an_untouched_tree() {
+    let project = Project::new();
+    populate(&project);
+    let stat = project.build(FingerprintMode::Stat);
+    let manifests = project.build(FingerprintMode::Manifests);
+    assert_eq!(manifests.digest, stat.digest);
+    assert!(manifests.stats.packages_reused >= 3, "{:?}", manifests.stats);
+    assert_eq!(manifests.stats.files_hashed, 0);
+}
+
+#[test]
+fn manifests_mode_sees_a_changed_package_json_but_not_an_edit_beside_it() {
+    let project = Project::new();
+    populate(&project);
+    let first = project.build(FingerprintMode::Stat);
+
+    // The documented blind spot: an edit inside a package whose package.json is unchanged.
+    project.write("lib/nodejs/node_modules/left/index.js", "module.exports = 'LEFT';\n");
+    let blind = project.build(FingerprintMode::Manifests);
+    assert_eq!(blind.digest, first.digest);
+
+    project.write("lib/nodejs/node_modules/left/package.json", r#"{"name":"left","version":"1.0.1"}"#);
+    let seen = project.build(FingerprintMode::Manifests);
+    assert_ne!(seen.digest, first.digest);
+    let stat = project.build(FingerprintMode::Stat);
+    assert_eq!(stat.digest, seen.digest, "after the walk, both modes agree again");
+}
+
+#[test]
+fn the_zip_opens_with_unzip_and_holds_exactly_the_expected_paths_and_modes() {
+    let project = Project::new();
+    populate(&project);
+    let report = project.build(FingerprintMode::Stat);
+    let zip = report.zip_path.unwrap();
+    let test = Command::new("unzip").arg("-tq").arg(&zip).output().unwrap();
+    assert!(test.status.success(), "{}", String::from_utf8_lossy(&test.stdout));
+
+    let listing = Command::new("unzip").arg("-Z").arg(&zip).output().unwrap();
+    let listing = String::from_utf8(listing.stdout).unwrap();
+    let mut rows: Vec<(String, String)> = listing
+        .lines()
+        .filter(|line| line.starts_with(['-', 'd', 'l']))
+        .map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            (fields[fields.len() - 1].to_string(), fields[0].to_string())
+        })
+        .collect();
+    rows.sort();
+    let expected = [
+        ("config/", "drwxr-xr-x"),
+        ("config/settings.json", "-rw-r--r--"),
+        ("nodejs/", "drwxr-xr-x"),
+        ("nodejs/node_modules/", "drwxr-xr-x"),
+        ("nodejs/node_modules/.bin/", "drwxr-xr-x"),
+        ("nodejs/node_modules/.bin/left", "lrwxrwxrwx"),
+        ("nodejs/node_modules/@scope/", "drwxr-xr-x"),
+        ("nodejs/node_modules/@scope/pkg/", "drwxr-xr-x"),
+        ("nodejs/node_modules/@scope/pkg/lib/", "drwxr-xr-x"),
+        ("nodejs/node_modules/@scope/pkg/lib/a.js", "-rw-r--r--"),
+        ("nodejs/node_modules/@scope/pkg/package.json", "-rw-r--r--"),
+        ("nodejs/node_modules/left/", "drwxr-xr-x"),
+        ("nodejs/node_modules/left/bin/", "drwxr-xr-x"),
+        ("nodejs/node_modules/left/bin/cli.js", "-rwxr-xr-x"),
+        ("nodejs/node_modules/left/index.js", "-rw-r--r--"),
+        ("nodejs/node_modules/left/node_modules/", "drwxr-xr-x"),
+        ("nodejs/node_modules/left/node_modules/inner/", "drwxr-xr-x"),
+        ("nodejs/node_modules/left/node_modules/inner/index.js", "-rw-r--r--"),
+        ("nodejs/node_modules/left/node_modules/inner/package.json", "-rw-r--r--"),
+        ("nodejs/node_modules/left/package.json", "-rw-r--r--"),
+        ("nodejs/package.json", "-rw-r--r--"),
+        ("python/", "drwxr-xr-x"),
+        ("python/Pipfile", "-rw-r--r--"),
+        ("python/mod/", "drwxr-xr-x"),
+        ("python/mod/__init__.py", "-rw-r--r--"),
+    ];
+    let expected: Vec<(String, String)> =
+        expected.iter().map(|(path, mode)| (path.to_string(), mode.to_string())).collect();
+    assert_eq!(rows, expected);
+}
+
+/// Creates the populated tree under `umask`, in reverse order, so that folder order on disk and
+/// group bits differ from a normal creation.
+fn populate_reversed_with_umask(project: &Project) {
+    let scratch = Project::new();
+    populate(&scratch);
+    let mut files: Vec<PathBuf> = crate::support::walk(&scratch.layer());
+    files.sort();
+    files.reverse();
+    for path in files {
+        let relative = path.strip_prefix(scratch.layer()).unwrap();
+        let dest = project.layer().join(relative);
+        let metadata = std::fs::symlink_metadata(&path).unwrap();
+        std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+        if metadata.is_symlink() {
+            std::os::unix::fs::symlink(std::fs::read_link(&path).unwrap(), &dest).unwrap();
+        } else if metadata.is_file() {
+            std::fs::copy(&path, &dest).unwrap();
+            let owner_exec = metadata.permissions().mode() & 0o100;
+            let mode = 0o664 | owner_exec | (owner_exec >> 3);
+            std::fs::set_permissions(&dest, std::fs::Permissions::from_mode(mode)).unwrap();
+        } else {
+            std::fs::create_dir_all(&dest).unwrap();
+            std::fs::set_permissions(&dest, std::fs::Permissions::from_mode(0o775)).unwrap();
+        }
+    }
+}
+
+#[test]
+fn same_tree_in_two_folders_gives_byte_identical_zips() {
+    let first = Project::new();
+    populate(&first);
+    let second = Project::new();
+    populate_reversed_with_umask(&second);
+    // Fresh mtimes on the second tree, an hour apart from the first.
+    let a = first.build(FingerprintMode::Stat);
+    let b = second.build(FingerprintMode::Stat);
+    assert_eq!(a.digest, b.digest);
+    assert_eq!(zip_bytes(&a), zip_bytes(&b));
+}
+
+#[test]
+fn time_zone_and_umask_of_the_process_do_not_change_zip_bytes() {
+    let binary = env!("CARGO_BIN_EXE_lamina");
+    let mut outputs = Vec::new();
+    for (tz, umask) in [("UTC", "0022"), ("Pacific/Kiritimati", "0002")] {
+        let project = Project::new();
+        populate(&project);
+        std::fs::write(
+            project.root.join("lamina.toml"),
+            "[project]\nname = \"t\"\n\n[layers.shared]\nruntimes = [\"nodejs22.x\"]\n",
+        )
+        .unwrap();
+        let script = format!("umask {umask} && exec \"$0\" build --json");
+        let output = Command::new("sh")
+            .args(["-c", &script, binary])
+            .current_dir(&project.root)
+            .env("TZ", tz)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        let zip = zip_path_from_json(&project.root, &output.stdout);
+        outputs.push(std::fs::read(zip).unwrap());
+    }
+    assert_eq!(outputs[0], outputs[1]);
+}
+
+fn zip_path_from_json(root: &Path, stdout: &[u8]) -> PathBuf {
+    let json: serde_json::Value = serde_json::from_slice(stdout).unwrap();
+    let zip = json["layers"][0]["zip"].as_str().unwrap();
+    root.join(zip)
+}
+
+#[test]
+fn a_run_killed_midway_leaves_a_cache_the_next_run_can_use() {
+    let project = Project::new();
+    populate(&project);
+    for index in 0..300 {
+        project.write(&format!("opt/bulk/{index}.txt"), &"x".repeat(4096 + index));
+    }
+    std::fs::write(
+        project.root.join("lamina.toml"),
+        "[project]\nname = \"t\"\n\n[layers.shared]\nruntimes = [\"nodejs22.x\"]\n",
+    )
+    .unwrap();
+    let expected = project.build(FingerprintMode::Content).digest;
+    std::fs::remove_dir_all(project.root.join(".lamina")).unwrap();
+
+    // Kill a cold build at several moments; whatever it left behind must not mislead the next.
+    for delay_ms in [5, 20, 60, 150] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_lamina"))
+            .arg("build")
+            .current_dir(&project.root)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        child.kill().ok();
+        child.wait().unwrap();
+        let report = project.build(FingerprintMode::Stat);
+        assert_eq!(report.digest, expected, "after a kill at {delay_ms} ms");
+        let zip = report.zip_path.unwrap();
+        assert!(Command::new("unzip").arg("-tq").arg(zip).status().unwrap().success());
+        std::fs::remove_dir_all(project.root.join(".lamina")).unwrap();
+    }
+}
+
+/// A real node_modules from `npm ci` of a small, pinned lock file (axios, jsonwebtoken, uuid; the
+/// same lock as the node-small benchmark corpus).
+#[test]
+fn a_real_npm_tree_builds_and_every_mode_agrees() {
+    if Command::new("npm").arg("--version").output().is_err() {
+        eprintln!("skipped: npm is not installed, so no real node_modules can be made");
+        return;
+    }
+    let project = Project::new();
+    let nodejs = project.layer().join("lib/nodejs");
+    std::fs::create_dir_all(&nodejs).unwrap();
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/node-small");
+    for name in ["package.json", "package-lock.json"] {
+        std::fs::copy(fixtures.join(name), nodejs.join(name)).unwrap();
+    }
+    let npm_cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("npm-cache");
+    let status = Command::new("npm")
+        .args(["ci", "--omit=dev", "--no-audit", "--no-fund", "--ignore-scripts"])
+        .current_dir(&nodejs)
+        .env("npm_config_cache", npm_cache)
+        .status()
+        .unwrap();
+    assert!(status.success(), "npm ci failed");
+    age_tree(&project.layer());
+
+    let cold = project.build(FingerprintMode::Stat);
+    assert!(cold.stats.files_scanned > 600, "{:?}", cold.stats);
+    let warm = project.build(FingerprintMode::Stat);
+    assert_eq!(warm.stats.files_hashed, 0);
+    let manifests = project.build(FingerprintMode::Manifests);
+    assert_eq!(manifests.digest, cold.digest);
+    assert!(manifests.stats.packages_reused > 20, "{:?}", manifests.stats);
+    let content = project.build(FingerprintMode::Content);
+    assert_eq!(content.digest, cold.digest);
+
+    let target = nodejs.join("node_modules/uuid/package.json");
+    assert!(target.exists());
+    project.write("lib/nodejs/node_modules/axios/index.js", "// edited\n");
+    let edited = project.build(FingerprintMode::Stat);
+    assert_ne!(edited.digest, cold.digest);
+    assert_eq!(edited.changes.modified, vec!["nodejs/node_modules/axios/index.js".to_string()]);
+    assert!(edited.stats.entries_reused > 600, "unchanged entries are copied: {:?}", edited.stats);
+    let unzip = Command::new("unzip").arg("-tq").arg(edited.zip_path.unwrap()).status().unwrap();
+    assert!(unzip.success());
+}
