@@ -26,6 +26,8 @@ use std::path::PathBuf;
 
 use base64::prelude::{Engine as _, BASE64_STANDARD};
 use serde::{Deserialize, Serialize};
+use time::format_description::well_known::Rfc3339;
+use time::{OffsetDateTime, UtcOffset};
 
 use crate::access::AccessSet;
 use crate::build::StateDir;
@@ -139,15 +141,25 @@ pub enum DeployError {
     },
 
     #[error(
-        "registry record `{}` is damaged: {source}; lamina will not overwrite it: repair it from \
-         a backup, or delete it if the version or function it describes should be forgotten",
+        "registry record `{}` is damaged ({reason}); lamina will not overwrite it: repair it, or \
+         delete it if the version or function it describes should be forgotten",
         path.display()
     )]
-    DamagedRecord {
+    DamagedRecord { path: PathBuf, reason: String },
+
+    #[error(
+        "registry record `{}` has format {format}, but this lamina reads format {supported}; \
+         use the lamina that wrote it, or a newer one",
+        path.display()
+    )]
+    UnsupportedRecord {
         path: PathBuf,
-        #[source]
-        source: serde_json::Error,
+        format: u32,
+        supported: u32,
     },
+
+    #[error("`{value}` is not a CodeSha256 (the base64 of 32 bytes)")]
+    BadCodeSha256 { value: String },
 
     #[error(
         "the zip `{}` has SHA-256 {found}, but the build reported {expected}: it changed after \
@@ -166,9 +178,12 @@ pub enum DeployError {
     #[error("layer `{layer}` is not in lamina.toml; add it with `lamina layer add {layer}`")]
     UnknownLayer { layer: String },
 
+    #[error("function `{name}` is not deployed on the target")]
+    NoSuchFunction { name: String },
+
     #[error(
         "layer `{layer}` has no version {version} on the target (existing: {})",
-        list_versions(existing)
+        list_numbers(existing)
     )]
     NoSuchVersion {
         layer: String,
@@ -260,6 +275,17 @@ fn open_aws(_manifest: &Manifest) -> Result<Box<dyn Target>, DeployError> {
     Err(DeployError::AwsDisabled)
 }
 
+/// A moment as RFC 3339 in UTC, to the second: `2025-01-31T12:00:00Z`.
+pub fn utc_timestamp(moment: OffsetDateTime) -> String {
+    let second = moment
+        .to_offset(UtcOffset::UTC)
+        .replace_nanosecond(0)
+        .unwrap_or(moment);
+    second
+        .format(&Rfc3339)
+        .expect("every UTC moment has an RFC 3339 form")
+}
+
 /// The CodeSha256 form of a SHA-256: base64 with padding, as Lambda reports it.
 pub fn code_sha256(sha256: &[u8; 32]) -> String {
     BASE64_STANDARD.encode(sha256)
@@ -270,7 +296,7 @@ pub fn sha256_hex(sha256: &[u8; 32]) -> String {
     sha256.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
-fn list_versions(versions: &[u64]) -> String {
+pub(crate) fn list_numbers(versions: &[u64]) -> String {
     if versions.is_empty() {
         return "none".to_string();
     }
@@ -278,12 +304,12 @@ fn list_versions(versions: &[u64]) -> String {
     numbers.join(", ")
 }
 
-fn quote_all(names: &[String]) -> String {
+pub(crate) fn quote_all(names: &[String]) -> String {
     let quoted: Vec<String> = names.iter().map(|name| format!("`{name}`")).collect();
     quoted.join(", ")
 }
 
-fn plural(count: usize, one: &'static str, many: &'static str) -> &'static str {
+pub(crate) fn plural(count: usize, one: &'static str, many: &'static str) -> &'static str {
     if count == 1 {
         one
     } else {
