@@ -7,7 +7,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use lamina::access::AccessSet;
-use lamina::build::{BuildReport, BuildStats, BuildStatus, Changes};
+use lamina::build::{BuildReport, BuildStats, BuildStatus, Changes, StateDir};
 use lamina::cache::{Owner, ZipRecord};
 use lamina::deploy::local::LocalRegistry;
 use lamina::deploy::push::{
@@ -15,10 +15,10 @@ use lamina::deploy::push::{
     PushError, PushPlan, PushReport, ResolvedLayer, MAX_UNZIPPED_BYTES,
 };
 use lamina::deploy::versions::{self, ApplyTo, RemoveSelection};
-use lamina::deploy::{DeployError, Target};
+use lamina::deploy::{open_target, DeployError, Target};
 use lamina::digest::Digest;
 use lamina::manifest::{
-    CacheConfig, FunctionConfig, LayerConfig, LayerRef, Manifest, TargetConfig,
+    CacheConfig, FunctionConfig, LayerConfig, LayerRef, Manifest, TargetConfig, TargetKind,
 };
 use lamina::progress::NoProgress;
 use sha2::{Digest as _, Sha256};
@@ -927,32 +927,61 @@ fn zips_are_stored_once_by_sha256() {
 }
 
 #[test]
-fn a_zip_changed_after_its_build_is_refused() {
+fn a_push_interrupted_midway_reports_what_it_did_and_a_rerun_finishes_it() {
     let mut project = Project::new();
-    project.layer("shared", &[NODE], "v1");
+    project.layer("a", &[NODE], "a1");
+    project.layer("b", &[NODE], "b1");
+    project.function("api", NODE, vec![latest("a"), latest("b")]);
     let plan = project.plan().unwrap();
-    let zip_path = project.layer_builds["shared"].zip_path.clone().unwrap();
+    // `b`'s zip changes between planning and publishing: the registry refuses it.
+    let zip_path = project.layer_builds["b"].zip_path.clone().unwrap();
     std::fs::write(&zip_path, zip_bytes("tampered")).unwrap();
 
     let error = push::execute(&plan, &mut project.registry, &NoProgress).unwrap_err();
+    let PushError::Interrupted { completed, source } = &error else {
+        panic!("{error:?}")
+    };
     assert!(
-        matches!(
-            &error,
-            PushError::Interrupted {
-                source: DeployError::ZipChanged { .. },
-                ..
-            }
-        ),
-        "{error:?}"
+        matches!(source, DeployError::ZipChanged { .. }),
+        "{source:?}"
     );
-    assert!(project.version_numbers("shared").is_empty());
+    assert_eq!(
+        layer_actions(completed),
+        [("a".to_string(), LayerOutcome::Published, 1)]
+    );
+    assert!(project.version_numbers("b").is_empty());
+    assert!(project.registry.function("api").unwrap().is_none());
+
+    project.build_layer("b", "b1");
+    let report = project.push();
+    assert_eq!(
+        layer_actions(&report),
+        [
+            ("a".to_string(), LayerOutcome::Unchanged, 1),
+            ("b".to_string(), LayerOutcome::Published, 1)
+        ]
+    );
+    assert_eq!(project.deployed_layers("api"), [arn("a", 1), arn("b", 1)]);
+}
+
+#[test]
+fn open_target_opens_the_local_registry_and_refuses_aws_without_the_feature() {
+    let project = Project::new();
+    let state = StateDir {
+        path: project.dir.path().join(".lamina"),
+    };
+    let target = open_target(TargetKind::Local, &project.manifest, &state).unwrap();
     assert!(
-        !project.registry.root().join("blobs").exists()
-            || std::fs::read_dir(project.registry.root().join("blobs"))
-                .unwrap()
-                .next()
-                .is_none()
+        target.describe().contains(".lamina/registry"),
+        "{}",
+        target.describe()
     );
+    if !cfg!(feature = "aws") {
+        let error = open_target(TargetKind::Aws, &project.manifest, &state)
+            .err()
+            .unwrap();
+        assert!(matches!(error, DeployError::AwsDisabled), "{error:?}");
+    }
 }
 
 #[test]
