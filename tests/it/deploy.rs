@@ -911,6 +911,39 @@ fn a_damaged_function_record_is_not_overwritten_by_a_deploy() {
 }
 
 #[test]
+fn a_record_of_a_newer_format_is_refused_and_kept() {
+    let mut project = Project::new();
+    project.function("api", NODE, vec![]);
+    project.push();
+    project.build_function("api", "exports.handler = 3;");
+    let plan = project.plan().unwrap();
+
+    // A newer lamina rewrites the record between this one's plan and its deploy.
+    let path = project.registry.function_path("api");
+    let mut record = read_json(&path);
+    record["format"] = 2.into();
+    let newer = serde_json::to_vec(&record).unwrap();
+    std::fs::write(&path, &newer).unwrap();
+
+    let error = push::execute(&plan, &mut project.registry, &NoProgress).unwrap_err();
+    assert!(
+        matches!(
+            &error,
+            PushError::Interrupted {
+                source: DeployError::UnsupportedRecord { format: 2, .. },
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+    assert_eq!(std::fs::read(&path).unwrap(), newer);
+    assert!(matches!(
+        project.plan(),
+        Err(PushError::Target(DeployError::UnsupportedRecord { .. }))
+    ));
+}
+
+#[test]
 fn zips_are_stored_once_by_sha256() {
     let mut project = Project::new();
     project.layer("a", &[NODE], "same");

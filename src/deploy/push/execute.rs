@@ -65,6 +65,9 @@ fn execute_layer(
 
     progress.start(Phase::Upload, &layer.layer, request.zip_size);
     let version = target.publish_layer_version(request);
+    if version.is_ok() {
+        progress.advance(request.zip_size);
+    }
     progress.finish();
     let version = version?;
     tracing::info!(layer = %layer.layer, version = version.version, "layer version published");
@@ -94,7 +97,7 @@ fn layer_report(layer: &LayerPlan, version: &LayerVersion, action: LayerOutcome)
 
 fn execute_function(
     function: &FunctionPlan,
-    published: &BTreeMap<&str, String>,
+    layer_arns: &BTreeMap<&str, String>,
     target: &mut dyn Target,
     progress: &dyn Progress,
     report: &mut PushReport,
@@ -103,7 +106,8 @@ fn execute_function(
         .layers
         .iter()
         .map(|layer| match layer {
-            ResolvedLayer::New { layer } => published[layer.as_str()].clone(),
+            // A plan resolves to `New` only a layer it publishes, and layers run first.
+            ResolvedLayer::New { layer } => layer_arns[layer.as_str()].clone(),
             resolved => resolved.arn().unwrap_or_default().to_string(),
         })
         .collect();
@@ -116,8 +120,12 @@ fn execute_function(
             };
             progress.start(Phase::Upload, &function.function, request.zip_size);
             let deployed = target.deploy_function(&request);
+            if deployed.is_ok() {
+                progress.advance(request.zip_size);
+            }
             progress.finish();
             deployed?;
+            tracing::info!(function = %function.function, "function deployed");
             FunctionOutcome::Deployed
         }
     };
