@@ -265,8 +265,8 @@ pub enum PushError {
     Invalid { problems: Vec<PlanProblem> },
 
     #[error(
-        "the push stopped after publishing {} and deploying {}: {source}; run it again to \
-         finish (what was published is found and not published twice)",
+        "the push stopped after publishing {} layer version(s) and deploying {} function(s); \
+         run it again to finish, as what was published is found and not published twice",
         completed.published_count(),
         completed.deployed_count()
     )]
