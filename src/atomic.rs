@@ -15,19 +15,13 @@ pub fn write_with<T>(
     dest: &Path,
     fill: impl FnOnce(&mut std::fs::File) -> io::Result<T>,
 ) -> io::Result<T> {
-    let dir = dest
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+    let dir = dest.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     fs_err::create_dir_all(dir)?;
     let mut temp = NamedTempFile::with_prefix_in(".lamina-tmp-", dir)
         .map_err(|e| annotate(e, "create a temporary file in", dir))?;
     let value = fill(temp.as_file_mut()).map_err(|e| annotate(e, "write", dest))?;
-    temp.as_file_mut()
-        .sync_all()
-        .map_err(|e| annotate(e, "sync", dest))?;
-    temp.persist(dest)
-        .map_err(|e| annotate(e.error, "rename into place", dest))?;
+    temp.as_file_mut().sync_all().map_err(|e| annotate(e, "sync", dest))?;
+    temp.persist(dest).map_err(|e| annotate(e.error, "rename into place", dest))?;
     Ok(value)
 }
 
@@ -37,8 +31,5 @@ pub fn write(dest: &Path, bytes: &[u8]) -> io::Result<()> {
 }
 
 fn annotate(error: io::Error, action: &str, path: &Path) -> io::Error {
-    io::Error::new(
-        error.kind(),
-        format!("failed to {action} `{}`: {error}", path.display()),
-    )
+    io::Error::new(error.kind(), format!("failed to {action} `{}`: {error}", path.display()))
 }

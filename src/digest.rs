@@ -199,9 +199,7 @@ impl<'de> Deserialize<'de> for Digest {
 /// In debug builds, if the entries are not strictly sorted: the caller owns that invariant.
 pub fn preimage(entries: &[Entry], pack_format: &str) -> Vec<u8> {
     debug_assert!(
-        entries
-            .windows(2)
-            .all(|pair| pair[0].path.as_bytes() < pair[1].path.as_bytes()),
+        entries.windows(2).all(|pair| pair[0].path.as_bytes() < pair[1].path.as_bytes()),
         "entries must be sorted by path without duplicates"
     );
     let mut out = Vec::with_capacity(64 + entries.len() * 80);
@@ -292,14 +290,9 @@ pub fn parse_preimage(bytes: &[u8]) -> Result<ParsedPreimage, PreimageError> {
         entries.push(entry);
     }
     if reader.offset != bytes.len() {
-        return Err(PreimageError::Trailing {
-            extra: bytes.len() - reader.offset,
-        });
+        return Err(PreimageError::Trailing { extra: bytes.len() - reader.offset });
     }
-    Ok(ParsedPreimage {
-        pack_format,
-        entries,
-    })
+    Ok(ParsedPreimage { pack_format, entries })
 }
 
 fn put_str(out: &mut Vec<u8>, text: &str) {
@@ -314,28 +307,19 @@ struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     fn take(&mut self, len: usize) -> Result<&'a [u8], PreimageError> {
-        let end = self
-            .offset
-            .checked_add(len)
-            .filter(|end| *end <= self.bytes.len());
-        let end = end.ok_or(PreimageError::Truncated {
-            offset: self.offset,
-        })?;
+        let end = self.offset.checked_add(len).filter(|end| *end <= self.bytes.len());
+        let end = end.ok_or(PreimageError::Truncated { offset: self.offset })?;
         let slice = &self.bytes[self.offset..end];
         self.offset = end;
         Ok(slice)
     }
 
     fn u32(&mut self) -> Result<u32, PreimageError> {
-        Ok(u32::from_le_bytes(
-            self.take(4)?.try_into().expect("4 bytes taken"),
-        ))
+        Ok(u32::from_le_bytes(self.take(4)?.try_into().expect("4 bytes taken")))
     }
 
     fn u64(&mut self) -> Result<u64, PreimageError> {
-        Ok(u64::from_le_bytes(
-            self.take(8)?.try_into().expect("8 bytes taken"),
-        ))
+        Ok(u64::from_le_bytes(self.take(8)?.try_into().expect("8 bytes taken")))
     }
 
     fn string(&mut self) -> Result<String, PreimageError> {
@@ -387,10 +371,7 @@ mod tests {
     fn truncated_preimage_is_an_error_not_a_panic() {
         let bytes = preimage(&sample(), "f");
         for cut in 0..bytes.len() {
-            assert!(
-                parse_preimage(&bytes[..cut]).is_err(),
-                "cut at {cut} parsed"
-            );
+            assert!(parse_preimage(&bytes[..cut]).is_err(), "cut at {cut} parsed");
         }
     }
 

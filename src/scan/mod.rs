@@ -33,27 +33,15 @@ impl SourceMapping {
     /// `opt` to the zip root.
     pub fn layer() -> Vec<SourceMapping> {
         vec![
-            SourceMapping {
-                source: "lib/nodejs".into(),
-                zip_prefix: "nodejs".into(),
-            },
-            SourceMapping {
-                source: "lib/python".into(),
-                zip_prefix: "python".into(),
-            },
-            SourceMapping {
-                source: "opt".into(),
-                zip_prefix: String::new(),
-            },
+            SourceMapping { source: "lib/nodejs".into(), zip_prefix: "nodejs".into() },
+            SourceMapping { source: "lib/python".into(), zip_prefix: "python".into() },
+            SourceMapping { source: "opt".into(), zip_prefix: String::new() },
         ]
     }
 
     /// A function's code folder, mapped to the zip root.
     pub fn function(source: &str) -> Vec<SourceMapping> {
-        vec![SourceMapping {
-            source: source.into(),
-            zip_prefix: String::new(),
-        }]
+        vec![SourceMapping { source: source.into(), zip_prefix: String::new() }]
     }
 }
 

@@ -24,8 +24,7 @@ pub fn age_tree(root: &Path) {
         let metadata = std::fs::symlink_metadata(&entry).unwrap();
         if metadata.is_file() {
             let file = std::fs::File::options().write(true).open(&entry).unwrap();
-            file.set_times(std::fs::FileTimes::new().set_modified(past))
-                .unwrap();
+            file.set_times(std::fs::FileTimes::new().set_modified(past)).unwrap();
         }
     }
 }
@@ -49,8 +48,5 @@ pub fn walk(root: &Path) -> Vec<PathBuf> {
 
 /// A fresh temporary folder.
 pub fn tempdir() -> TempDir {
-    tempfile::Builder::new()
-        .prefix("lamina-test-")
-        .tempdir()
-        .unwrap()
+    tempfile::Builder::new().prefix("lamina-test-").tempdir().unwrap()
 }
