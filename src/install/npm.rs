@@ -55,9 +55,12 @@
 //! The tree identity is the blake3 of one line `path NUL identity LF` per package folder below
 //! `node_modules` (recursively through nested `node_modules`, into `@scope/` folders, skipping
 //! names that start with `.`), sorted. `identity` is `link:<target>` for a symlink, `file` for a
-//! plain file, `missing` for a folder without package.json, and otherwise the hex
-//! [`package_json_fingerprint`]: package.json without its top-level keys that start with `_`,
-//! which old npm versions filled with machine-specific values (`_where`, `_resolved`, ...).
+//! plain file, `missing` for a folder without package.json, `unreadable:<blake3 hex>` for a
+//! package.json that is not a JSON object, and otherwise `name@version` from package.json. It
+//! notices packages added, removed or replaced, not edits to their files (the scan's business),
+//! and never the keys starting with `_` that old npm versions filled with machine-specific values
+//! (`_where`, `_resolved`, ...). [`package_json_fingerprint`] is the identity of a whole
+//! package.json under the same rule, for callers that need more than name and version.
 
 use std::collections::BTreeMap;
 use std::io;
@@ -415,7 +418,7 @@ fn visit_package(dir: &Path, relative: &str, out: &mut Vec<String>) -> io::Resul
         "file".to_owned()
     } else {
         match fs_err::read(dir.join("package.json")) {
-            Ok(bytes) => package_json_fingerprint(&bytes).to_hex().to_string(),
+            Ok(bytes) => package_identity(&bytes),
             Err(error) if error.kind() == io::ErrorKind::NotFound => "missing".to_owned(),
             Err(error) => return Err(error),
         }
@@ -427,6 +430,27 @@ fn visit_package(dir: &Path, relative: &str, out: &mut Vec<String>) -> io::Resul
         collect_packages(&nested, &format!("{relative}/node_modules/"), out)?;
     }
     Ok(())
+}
+
+/// The two fields of an installed package.json that say which package it is.
+#[derive(serde::Deserialize)]
+struct PackageIdentity {
+    name: Option<String>,
+    version: Option<String>,
+}
+
+/// `name@version` of an installed package.json. Only these two fields are decoded (serde skips
+/// the rest without building values, which matters across a thousand packages), so the `_`
+/// keys of old npm versions cannot count. Text that is not a JSON object is hashed instead.
+fn package_identity(bytes: &[u8]) -> String {
+    match serde_json::from_slice::<PackageIdentity>(bytes) {
+        Ok(identity) => format!(
+            "{}@{}",
+            identity.name.unwrap_or_default(),
+            identity.version.unwrap_or_default()
+        ),
+        Err(_) => format!("unreadable:{}", blake3::hash(bytes).to_hex()),
+    }
 }
 
 /// npm's `--cpu` value for the layer, or `None` when it serves both architectures.
