@@ -23,12 +23,16 @@
 //!
 //! # What an install does
 //!
-//! The installer runs in a staging folder next to the live tree and its result is swapped in
-//! only when it exits successfully (see [`swap`]). Its output streams to the log at debug level
-//! under a [`Phase::Install`](crate::progress::Phase::Install) progress line; a failure carries
-//! the exit status and the last [`run::TAIL_LINES`] lines. The record in
-//! `.lamina/installs/<layer>.json` (see [`state`]) is written after the swap and only then, so a
-//! record never describes a tree that is not in place.
+//! The installer runs in a staging folder `<layer>/lib/.lamina-install-XXXXXX/`, next to the
+//! live tree and on its file system, and its result is swapped in only when it exits
+//! successfully: the live tree is renamed into the staging folder, the new tree renamed into its
+//! place (the first rename is undone if the second fails), and the staging folder deleted with
+//! the old tree in it. Staging folders left by a killed run are deleted before the next install.
+//! Installer output streams to the log at debug level under a
+//! [`Phase::Install`](crate::progress::Phase::Install) progress line; a failure carries the exit
+//! status and the last [`TAIL_LINES`] lines. The record in `.lamina/installs/<layer>.json`
+//! (format in `cache-format.md`, section "Installs") is written atomically after the swap and
+//! only then, so a record never describes a tree that is not in place.
 //!
 //! A layer whose dependencies need installing and cannot be installed (installer missing,
 //! offline without a source, installer failure) is an error, never a layer published half-empty.
