@@ -77,7 +77,7 @@ impl StateFile {
             }
             Err(error) => {
                 tracing::warn!(path = %path.display(), %error,
-                    "install state is unreadable; the layer's dependencies will be installed again");
+                    "install state is unreadable; the dependencies will be installed again");
                 empty
             }
         };

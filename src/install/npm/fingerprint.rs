@@ -24,7 +24,8 @@
 //!  "installer":"npm",                      npm, yarn or pnpm
 //!  "platform":"linux-x64",                 linux-x64, linux-arm64, or linux for both
 //!  "declarations":{"dependencies":"…",…},  see below
-//!  "lock":{"kind":"resolved","packages":[{"path":…,"name":…,"version":…,"integrity":…|null},…]}}
+//!  "lock":{"kind":"resolved",
+//!          "packages":[{"path":…,"name":…,"version":…,"integrity":…|null},…]}}
 //! ```
 //!
 //! `declarations` maps each of package.json's `dependencies`, `optionalDependencies`,

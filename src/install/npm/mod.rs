@@ -244,7 +244,8 @@ fn install_node(
     install: &mut Install,
 ) -> Result<(), InstallError> {
     let layer = &context.layer.name;
-    tracing::info!(layer = %layer, ?reason, installer = %lock.installer(), "installing node dependencies");
+    let installer = lock.installer();
+    tracing::info!(layer = %layer, ?reason, %installer, "installing node dependencies");
     let node_dir = context.layer_dir.join("lib/nodejs");
     let (program, command) = command_for(context, &node_dir, lock, architectures)?;
     let staging = Staging::new(&context.layer_dir)?;

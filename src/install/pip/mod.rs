@@ -543,7 +543,7 @@ fn remove_previous_target(
     };
     let old = context.layer_dir.join(&previous.target);
     if old.is_dir() {
-        tracing::info!(path = %old.display(), "removing the install of the previous python version");
+        tracing::info!(path = %old.display(), "removing the previous python version's install");
         fs_err::remove_dir_all(&old)?;
         if let Some(parent) = old.parent() {
             let _ = std::fs::remove_dir(parent);
