@@ -59,7 +59,7 @@ pub mod check;
 mod edit;
 mod read;
 
-pub use edit::ManifestDocument;
+pub use edit::{write_user_file, ManifestDocument};
 use read::Reader;
 
 /// The manifest's file name.
