@@ -185,19 +185,12 @@ fn parse_refs(values: &[String]) -> Result<Vec<LayerRef>> {
     let mut refs: Vec<LayerRef> = Vec::new();
     for value in values {
         let reference = LayerRef::parse(value).context("--layer")?;
-        if refs.iter().any(|known| same_layer(known, &reference)) {
+        if refs.iter().any(|known| known.layer_key() == reference.layer_key()) {
             bail!("--layer: `{value}` refers to a layer that is already in the list");
         }
         refs.push(reference);
     }
     Ok(refs)
-}
-
-fn same_layer(a: &LayerRef, b: &LayerRef) -> bool {
-    match (a.layer_name(), b.layer_name()) {
-        (Some(a), Some(b)) => a == b,
-        _ => a == b,
-    }
 }
 
 /// Creates the code folder with a minimal handler for interpreted runtimes. Returns the file

@@ -341,6 +341,15 @@ pub enum ManifestError {
         count: usize,
         max: usize,
     },
+    #[error(
+        "{location}: function `{function}` uses layer `{layer}` twice; Lambda attaches one \
+         version of a layer to a function"
+    )]
+    RepeatedLayer {
+        location: Location,
+        function: String,
+        layer: String,
+    },
     #[error("layer `{name}` already exists in `{path}`")]
     DuplicateLayer { name: String, path: PathBuf },
     #[error("function `{name}` already exists in `{path}`")]
@@ -498,6 +507,17 @@ impl LayerRef {
         match number >= 1 && !version.starts_with('+') {
             true => Ok(LayerRef::Pinned(name.to_string(), number)),
             false => Err(bad("")),
+        }
+    }
+
+    /// What identifies the layer, whatever the version: the project layer's name, or the layer
+    /// ARN without its version.
+    pub fn layer_key(&self) -> &str {
+        match self {
+            LayerRef::Latest(name) | LayerRef::Pinned(name, _) => name,
+            LayerRef::Arn(arn) => arn
+                .rsplit_once(':')
+                .map_or(arn.as_str(), |(layer, _)| layer),
         }
     }
 

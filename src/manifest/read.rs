@@ -221,25 +221,49 @@ impl Reader<'_> {
                 .and_then(Item::as_table_like)
                 .and_then(|table| table.get("layers"))
                 .and_then(Item::span);
-            if function.layers.len() > MAX_LAYERS_PER_FUNCTION {
-                return Err(ManifestError::TooManyLayers {
-                    location: self.location(span),
-                    function: function.name.clone(),
-                    count: function.layers.len(),
-                    max: MAX_LAYERS_PER_FUNCTION,
-                });
-            }
-            let unknown = function.layers.iter().find(|reference| {
-                reference
-                    .layer_name()
-                    .is_some_and(|name| !manifest.layers.contains_key(name))
+            self.check_function_layers(self.location(span), function, manifest)?;
+        }
+        Ok(())
+    }
+
+    /// Lambda attaches at most five layers, and one version of each; a project reference must
+    /// name a project layer.
+    fn check_function_layers(
+        &self,
+        location: Location,
+        function: &FunctionConfig,
+        manifest: &Manifest,
+    ) -> Result<(), ManifestError> {
+        let name = || function.name.clone();
+        if function.layers.len() > MAX_LAYERS_PER_FUNCTION {
+            return Err(ManifestError::TooManyLayers {
+                location,
+                function: name(),
+                count: function.layers.len(),
+                max: MAX_LAYERS_PER_FUNCTION,
             });
-            if let Some(reference) = unknown {
-                return Err(ManifestError::UnknownLayerRef {
-                    location: self.location(span),
-                    function: function.name.clone(),
-                    reference: reference.to_string(),
-                    known: list_or_none(manifest.layers.keys()),
+        }
+        for (index, reference) in function.layers.iter().enumerate() {
+            if let Some(layer) = reference.layer_name() {
+                if !manifest.layers.contains_key(layer) {
+                    return Err(ManifestError::UnknownLayerRef {
+                        location,
+                        function: name(),
+                        reference: reference.to_string(),
+                        known: list_or_none(manifest.layers.keys()),
+                    });
+                }
+            }
+            let earlier = &function.layers[..index];
+            if earlier
+                .iter()
+                .any(|other| other.layer_key() == reference.layer_key())
+            {
+                let layer = reference.layer_key().to_string();
+                return Err(ManifestError::RepeatedLayer {
+                    location,
+                    function: name(),
+                    layer,
                 });
             }
         }

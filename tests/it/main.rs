@@ -1,4 +1,5 @@
 //! lamina's integration tests: one binary, one module per area.
 
+mod cli;
 mod manifest;
 mod support;

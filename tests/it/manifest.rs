@@ -144,6 +144,11 @@ fn each_validation_error_names_file_key_and_value() {
             &["line 3", "`functions.api.handler`", "`handler`", "FILE.FUNCTION"],
         ),
         ("[functions.api]\nhandler = \"index.handler\"\n", &["`functions.api.runtime`", "missing"]),
+        (
+            "[layers.shared]\n[functions.api]\nruntime = \"nodejs22.x\"\nhandler = \"index.handler\"\n\
+             layers = [\"shared@latest\", \"shared@2\"]\n",
+            &["line 5", "function `api`", "`shared` twice"],
+        ),
         ("[layers.shared]\nruntimes = \"nodejs22.x\"\n", &["line 2", "an array of strings"]),
         ("[target]\ndefault = \"gcp\"\n", &["line 2", "`target.default`", "`gcp`", "`aws`"]),
         ("[project\n", &["line 1", "not valid TOML"]),
