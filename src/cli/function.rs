@@ -146,7 +146,8 @@ fn add(context: &Context, args: AddArgs) -> Result<()> {
     document.add_function(&function)?;
     document.manifest()?;
     let created = scaffold_function(&manifest.root, &function)?;
-    document.save()?;
+    let manifest = document.save()?;
+    warn_about_runtimes(&manifest, &function.name);
     tracing::info!(function = %function.name, "function added");
 
     if context.json {
@@ -185,7 +186,10 @@ fn parse_refs(values: &[String]) -> Result<Vec<LayerRef>> {
     let mut refs: Vec<LayerRef> = Vec::new();
     for value in values {
         let reference = LayerRef::parse(value).context("--layer")?;
-        if refs.iter().any(|known| known.layer_key() == reference.layer_key()) {
+        if refs
+            .iter()
+            .any(|known| known.layer_key() == reference.layer_key())
+        {
             bail!("--layer: `{value}` refers to a layer that is already in the list");
         }
         refs.push(reference);
@@ -244,6 +248,29 @@ fn ruby_handler(name: &str, entry: &str) -> String {
     )
 }
 
+/// Says now, rather than at push time, when a layer does not list the function's runtime.
+fn warn_about_runtimes(manifest: &Manifest, name: &str) {
+    let function = &manifest.functions[name];
+    for reference in &function.layers {
+        let Some(layer) = reference
+            .layer_name()
+            .and_then(|layer| manifest.layers.get(layer))
+        else {
+            continue;
+        };
+        if !layer.runtimes.is_empty() && !layer.runtimes.contains(&function.runtime) {
+            output::warning(format!(
+                "layer `{}` lists runtimes {}, not {}: push will refuse it for function `{name}` \
+                 until {} is added to the layer's runtimes in lamina.toml",
+                layer.name,
+                layer.runtimes.join(", "),
+                function.runtime,
+                function.runtime
+            ));
+        }
+    }
+}
+
 fn update(context: &Context, args: UpdateArgs) -> Result<()> {
     let (mut document, _) = context.manifest_document()?;
     let layers = match args.no_layers {
@@ -252,6 +279,7 @@ fn update(context: &Context, args: UpdateArgs) -> Result<()> {
     };
     document.set_function_layers(&args.name, &layers)?;
     let manifest = document.save()?;
+    warn_about_runtimes(&manifest, &args.name);
     let function = &manifest.functions[&args.name];
     if context.json {
         return output::json(&FunctionListing::from(function));

@@ -1046,3 +1046,28 @@ fn access_applies_to_existing_versions_only_when_asked() {
     assert_eq!(access["public"], false);
     assert_eq!(access["accounts"], serde_json::json!(["123456789012"]));
 }
+
+#[test]
+fn attaching_a_layer_for_another_runtime_warns_at_once() {
+    let dir = project();
+    lamina(dir.path())
+        .args(["layer", "add", "node", "--runtime", "nodejs"])
+        .assert()
+        .success();
+    lamina(dir.path())
+        .args([
+            "function",
+            "add",
+            "report",
+            "--runtime",
+            "python3.12",
+            "--handler",
+            "app.main",
+        ])
+        .args(["--layer", "node@latest"])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains(
+            "warning: layer `node` lists runtimes nodejs22.x, not python3.12",
+        ));
+}
