@@ -217,6 +217,15 @@ impl LocalRegistry {
         }
     }
 
+    fn function_record(&self, name: &str) -> Result<Option<FunctionRecord>, DeployError> {
+        let path = self.function_path(name);
+        let record = read_record::<FunctionRecord>(&path)?;
+        if let Some(record) = &record {
+            check_function_record(&path, record, name)?;
+        }
+        Ok(record)
+    }
+
     fn version_numbers(&self, layer: &str) -> Result<Vec<u64>, DeployError> {
         let records = self.version_records(layer)?;
         Ok(records.iter().map(|(_, record)| record.version).collect())
@@ -330,31 +339,28 @@ impl Target for LocalRegistry {
         fs_err::remove_file(&path).map_err(io_error("delete", &path))?;
         // TODO: blobs are never removed; a `gc` that keeps the blobs referenced by records would
         // reclaim the space of deleted versions.
-        tracing::info!(layer, version, "layer version deleted");
+        tracing::debug!(layer, version, "layer version record deleted");
         Ok(())
     }
 
     fn function(&mut self, name: &str) -> Result<Option<FunctionState>, DeployError> {
         check_name("function", name)?;
-        let path = self.function_path(name);
-        let record = read_record::<FunctionRecord>(&path)?;
-        record
-            .map(|record| check_function_record(&path, record))
-            .transpose()
+        let record = self.function_record(name)?;
+        Ok(record.map(|record| record.to_state()))
     }
 
     fn deploy_function(&mut self, request: &DeployFunction) -> Result<FunctionState, DeployError> {
         check_name("function", &request.name)?;
         let _lock = self.lock()?;
         let path = self.function_path(&request.name);
-        let existing = read_record::<FunctionRecord>(&path)?;
+        let existing = self.function_record(&request.name)?;
         let sha256 = self.store_blob(&request.zip_path, &request.code_sha256)?;
 
         let now = utc_timestamp(OffsetDateTime::now_utc());
         let created = existing.map_or_else(|| now.clone(), |record| record.created);
         let record = FunctionRecord::new(request, &sha256, created, now);
         write_record(&path, &record)?;
-        tracing::info!(function = %request.name, "function deployed");
+        tracing::debug!(function = %request.name, "function recorded");
         Ok(record.to_state())
     }
 
@@ -582,10 +588,17 @@ fn check_version_record(
 
 fn check_function_record(
     path: &Path,
-    record: FunctionRecord,
-) -> Result<FunctionState, DeployError> {
+    record: &FunctionRecord,
+    name: &str,
+) -> Result<(), DeployError> {
     check_format(path, record.format)?;
-    Ok(record.to_state())
+    if record.name != name {
+        return Err(DeployError::DamagedRecord {
+            path: path.to_path_buf(),
+            reason: format!("it describes function `{}`, not `{name}`", record.name),
+        });
+    }
+    Ok(())
 }
 
 /// Layer and function names become file names, so they are held to the manifest's rule.

@@ -178,11 +178,12 @@ pub enum DeployError {
     #[error("layer `{layer}` is not in lamina.toml; add it with `lamina layer add {layer}`")]
     UnknownLayer { layer: String },
 
-    #[error("function `{name}` is not deployed on the target")]
+    #[error("function `{name}` is not deployed on the target; `lamina push` deploys it")]
     NoSuchFunction { name: String },
 
     #[error(
-        "layer `{layer}` has no version {version} on the target (existing: {})",
+        "layer `{layer}` has no version {version} on the target (existing: {}); \
+         `lamina layer versions {layer}` lists them",
         list_numbers(existing)
     )]
     NoSuchVersion {

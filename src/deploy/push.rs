@@ -35,7 +35,12 @@ use crate::deploy::{
 };
 use crate::digest::Digest;
 use crate::manifest::{FunctionConfig, LayerConfig, LayerRef, Manifest};
-use crate::progress::{Phase, Progress};
+
+mod execute;
+mod render;
+
+pub use execute::execute;
+pub use render::describe_access;
 
 /// Lambda's limit on the layers of one function.
 pub const MAX_LAYERS: usize = 5;
@@ -260,8 +265,8 @@ pub enum PushError {
     Invalid { problems: Vec<PlanProblem> },
 
     #[error(
-        "the push stopped after publishing {} and deploying {}: {source}; run it again to \
-         finish (what was published is found and not published twice)",
+        "the push stopped after publishing {} layer version(s) and deploying {} function(s); \
+         run it again to finish, as what was published is found and not published twice",
         completed.published_count(),
         completed.deployed_count()
     )]
@@ -689,225 +694,5 @@ impl ResolvedLayer {
             ResolvedLayer::Existing { arn, .. } | ResolvedLayer::External { arn } => Some(arn),
             ResolvedLayer::New { .. } => None,
         }
-    }
-}
-
-/// Publishes, sets access on new versions and deploys functions, as planned.
-///
-/// On the first failure it stops and returns [`PushError::Interrupted`] with what was done.
-pub fn execute(
-    plan: &PushPlan,
-    target: &mut dyn Target,
-    progress: &dyn Progress,
-) -> Result<PushReport, PushError> {
-    let mut report = PushReport::default();
-    let mut arns: BTreeMap<&str, String> = BTreeMap::new();
-    for layer in &plan.layers {
-        if let Err(source) = execute_layer(layer, target, progress, &mut report) {
-            return Err(interrupted(report, source));
-        }
-        if let Some(done) = report.layers.last() {
-            arns.insert(&layer.layer, done.arn.clone());
-        }
-    }
-    for function in &plan.functions {
-        if let Err(source) = execute_function(function, &arns, target, progress, &mut report) {
-            return Err(interrupted(report, source));
-        }
-    }
-    Ok(report)
-}
-
-fn interrupted(report: PushReport, source: DeployError) -> PushError {
-    PushError::Interrupted {
-        completed: Box::new(report),
-        source,
-    }
-}
-
-fn execute_layer(
-    layer: &LayerPlan,
-    target: &mut dyn Target,
-    progress: &dyn Progress,
-    report: &mut PushReport,
-) -> Result<(), DeployError> {
-    let request = match &layer.action {
-        LayerAction::Unchanged(version) => {
-            report
-                .layers
-                .push(layer_report(layer, version, LayerOutcome::Unchanged));
-            return Ok(());
-        }
-        LayerAction::Publish(request) => request,
-    };
-
-    progress.start(Phase::Upload, &layer.layer, request.zip_size);
-    let version = target.publish_layer_version(request);
-    progress.finish();
-    let version = version?;
-    tracing::info!(layer = %layer.layer, version = version.version, "layer version published");
-    // Reported before access is set, so that an interrupted push still says it published.
-    report
-        .layers
-        .push(layer_report(layer, &version, LayerOutcome::Published));
-
-    let change = target.reconcile_access(&layer.layer, version.version, &layer.access)?;
-    if let Some(done) = report.layers.last_mut() {
-        done.access = Some(change);
-    }
-    Ok(())
-}
-
-fn layer_report(layer: &LayerPlan, version: &LayerVersion, action: LayerOutcome) -> LayerReport {
-    LayerReport {
-        layer: layer.layer.clone(),
-        action,
-        version: version.version,
-        arn: version.arn.clone(),
-        digest: layer.digest,
-        code_sha256: layer.code_sha256.clone(),
-        access: None,
-    }
-}
-
-fn execute_function(
-    function: &FunctionPlan,
-    published: &BTreeMap<&str, String>,
-    target: &mut dyn Target,
-    progress: &dyn Progress,
-    report: &mut PushReport,
-) -> Result<(), DeployError> {
-    let layers: Vec<String> = function
-        .layers
-        .iter()
-        .map(|layer| match layer {
-            ResolvedLayer::New { layer } => published[layer.as_str()].clone(),
-            resolved => resolved.arn().unwrap_or_default().to_string(),
-        })
-        .collect();
-    let action = match function.action {
-        FunctionAction::Unchanged => FunctionOutcome::Unchanged,
-        FunctionAction::Create | FunctionAction::Update { .. } => {
-            let request = DeployFunction {
-                layers: layers.clone(),
-                ..function.request.clone()
-            };
-            progress.start(Phase::Upload, &function.function, request.zip_size);
-            let deployed = target.deploy_function(&request);
-            progress.finish();
-            deployed?;
-            FunctionOutcome::Deployed
-        }
-    };
-    report.functions.push(FunctionReport {
-        function: function.function.clone(),
-        action,
-        layers,
-    });
-    Ok(())
-}
-
-impl PushPlan {
-    /// Whether the plan publishes or deploys anything.
-    pub fn has_changes(&self) -> bool {
-        let publishes = self.layers.iter().any(|layer| layer.is_publish());
-        publishes
-            || self
-                .functions
-                .iter()
-                .any(|f| f.action != FunctionAction::Unchanged)
-    }
-
-    /// The plan as lines of text for the command line to print.
-    pub fn render(&self) -> Vec<String> {
-        let mut lines: Vec<String> = self.layers.iter().map(LayerPlan::render).collect();
-        lines.extend(self.functions.iter().map(FunctionPlan::render));
-        if self.layers.iter().any(LayerPlan::is_publish) {
-            lines.push(format!(
-                "new versions are described as \"{}\"",
-                self.description
-            ));
-        }
-        lines.extend(self.notes.iter().map(|note| format!("note: {note}")));
-        lines
-    }
-}
-
-impl LayerPlan {
-    fn is_publish(&self) -> bool {
-        matches!(self.action, LayerAction::Publish(_))
-    }
-
-    fn render(&self) -> String {
-        match &self.action {
-            LayerAction::Publish(_) => format!(
-                "layer `{}`: publish a new version (content {}), shared with {}",
-                self.layer,
-                self.digest.short(),
-                describe_access(&self.access)
-            ),
-            LayerAction::Unchanged(version) => format!(
-                "layer `{}`: unchanged, version {} holds this content",
-                self.layer, version.version
-            ),
-        }
-    }
-}
-
-impl FunctionPlan {
-    fn render(&self) -> String {
-        let layers: Vec<String> = self.layers.iter().map(ResolvedLayer::render).collect();
-        let layers = if layers.is_empty() {
-            "none".to_string()
-        } else {
-            layers.join(", ")
-        };
-        let action = match self.action {
-            FunctionAction::Create => "create".to_string(),
-            FunctionAction::Unchanged => "unchanged".to_string(),
-            FunctionAction::Update {
-                code_changed,
-                layers_changed,
-                config_changed,
-            } => {
-                let what = [
-                    (code_changed, "code"),
-                    (layers_changed, "layers"),
-                    (config_changed, "configuration"),
-                ];
-                let what: Vec<&str> = what
-                    .iter()
-                    .filter(|(is, _)| *is)
-                    .map(|(_, name)| *name)
-                    .collect();
-                format!("update {}", what.join(", "))
-            }
-        };
-        format!("function `{}`: {action}; layers: {layers}", self.function)
-    }
-}
-
-impl ResolvedLayer {
-    fn render(&self) -> String {
-        match self {
-            ResolvedLayer::Existing { layer, version, .. } => format!("{layer}:{version}"),
-            ResolvedLayer::New { layer } => format!("{layer}:new"),
-            ResolvedLayer::External { arn } => arn.clone(),
-        }
-    }
-}
-
-/// Who besides the owning account may use a version, in words.
-pub fn describe_access(access: &AccessSet) -> String {
-    if access.public {
-        return "everyone (public)".to_string();
-    }
-    let accounts = access.accounts.iter().map(|id| format!("account {id}"));
-    let orgs = access.orgs.iter().map(|id| format!("organization {id}"));
-    let principals: Vec<String> = accounts.chain(orgs).collect();
-    if principals.is_empty() {
-        "the owning account only".to_string()
-    } else {
-        format!("the owning account and {}", principals.join(", "))
     }
 }

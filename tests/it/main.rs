@@ -1,5 +1,6 @@
 //! lamina's integration tests: one binary, one module per area.
 
 mod cli;
+mod deploy;
 mod manifest;
 mod support;
