@@ -681,10 +681,11 @@ mode = "read-only"
 [layers.shared]
 runtimes = ["nodejs22.x"]
 access = ["org:o-abcdefghij"]
+[layers.py]
 [functions.api]
 runtime = "nodejs22.x"
 handler = "index.handler"
-layers = ["shared@latest", "shared@2", "arn:aws:lambda:eu-west-1:123456789012:layer:x:4"]
+layers = ["shared@latest", "py@2", "arn:aws:lambda:eu-west-1:123456789012:layer:x:4"]
 role = "arn:aws:iam::123456789012:role/api-exec"
 "#,
         )
@@ -697,7 +698,7 @@ role = "arn:aws:iam::123456789012:role/api-exec"
         assert_eq!(layer.architectures, vec!["x86_64"]);
         let function = &manifest.functions["api"];
         assert_eq!(function.source, Path::new("functions/api/src"));
-        assert_eq!(function.layers[1], LayerRef::Pinned("shared".into(), 2));
+        assert_eq!(function.layers[1], LayerRef::Pinned("py".into(), 2));
     }
 
     #[test]
