@@ -867,16 +867,25 @@ fn build_reports_every_layer_and_a_warm_run_hashes_nothing() {
 }
 
 #[test]
-#[ignore = "needs the engine"]
-fn build_of_an_unknown_layer_fails() {
+fn build_of_an_unknown_layer_fails_naming_the_layers() {
     let dir = example_project();
-    lamina(dir.path())
-        .args(["build", "ghost"])
-        .assert()
-        .failure()
-        .stderr(predicate::str::contains("no layer `ghost`"));
+    for command in ["build", "status"] {
+        lamina(dir.path())
+            .args([command, "ghost"])
+            .assert()
+            .failure()
+            .stderr(predicate::str::contains("no layer `ghost`"))
+            .stderr(predicate::str::contains("layers: reporting, shared"));
+    }
+}
+
+#[test]
+#[ignore = "needs the engine"]
+fn build_of_named_layers_builds_only_those() {
+    let dir = example_project();
     let one = json_run(dir.path(), &["build", "reporting"]);
     assert_eq!(one["layers"].as_array().unwrap().len(), 1);
+    assert_eq!(one["layers"][0]["layer"], "reporting");
 }
 
 #[test]
@@ -963,91 +972,6 @@ fn push_of_the_example_publishes_once_then_nothing() {
 }
 
 #[test]
-#[ignore = "needs the engine"]
-fn versions_lists_pushed_versions_and_refuses_removing_a_pinned_one() {
-    let dir = example_project();
-    json_run(dir.path(), &["push", "--yes"]);
-    let listed = json_run(dir.path(), &["layer", "versions", "shared"]);
-    let version = &listed["versions"][0];
-    assert_eq!(version["version"], 1);
-    assert!(version["description"]
-        .as_str()
-        .unwrap()
-        .starts_with("Updated layer version "));
-    assert_eq!(version["used_by"].as_array().unwrap().len(), 2, "{version}");
-
-    lamina(dir.path())
-        .args(["function", "update", "api", "--layer", "shared@1"])
-        .assert()
-        .success();
-    lamina(dir.path())
-        .args(["layer", "remove", "shared", "--version", "1", "--yes"])
-        .assert()
-        .failure()
-        .stderr(predicate::str::contains("pinned by function (`api`)"));
-    lamina(dir.path())
-        .args(["layer", "remove", "shared", "--version", "1"])
-        .assert()
-        .failure()
-        .stderr(predicate::str::contains("pinned"));
-}
-
-#[test]
-#[ignore = "needs the engine"]
-fn removing_versions_needs_yes_without_a_terminal() {
-    let dir = example_project();
-    json_run(dir.path(), &["push", "--yes"]);
-    lamina(dir.path())
-        .args(["layer", "remove", "reporting", "--all"])
-        .assert()
-        .failure()
-        .stderr(predicate::str::contains("pass --yes"));
-    let removed = json_run(
-        dir.path(),
-        &["layer", "remove", "reporting", "--all", "--yes"],
-    );
-    assert_eq!(removed["versions"], serde_json::json!([1]));
-    let listed = json_run(dir.path(), &["layer", "versions", "reporting"]);
-    assert_eq!(listed["versions"], serde_json::json!([]));
-}
-
-#[test]
-#[ignore = "needs the engine"]
-fn access_applies_to_existing_versions_only_when_asked() {
-    let dir = example_project();
-    json_run(dir.path(), &["push", "--yes"]);
-    let future = json_run(
-        dir.path(),
-        &["layer", "update", "shared", "--access", "public"],
-    );
-    assert_eq!(future["applied"], serde_json::json!([]));
-    let listed = json_run(dir.path(), &["layer", "versions", "shared"]);
-    assert_eq!(listed["versions"][0]["access"]["public"], false);
-
-    let applied = json_run(
-        dir.path(),
-        &[
-            "layer",
-            "update",
-            "shared",
-            "--access",
-            "account:123456789012",
-            "--apply-to",
-            "latest",
-        ],
-    );
-    assert_eq!(applied["applied"][0]["version"], 1);
-    assert_eq!(
-        applied["applied"][0]["change"]["added"],
-        serde_json::json!(["lamina-account-123456789012"])
-    );
-    let listed = json_run(dir.path(), &["layer", "versions", "shared"]);
-    let access = &listed["versions"][0]["access"];
-    assert_eq!(access["public"], false);
-    assert_eq!(access["accounts"], serde_json::json!(["123456789012"]));
-}
-
-#[test]
 fn attaching_a_layer_for_another_runtime_warns_at_once() {
     let dir = project();
     lamina(dir.path())
@@ -1070,4 +994,202 @@ fn attaching_a_layer_for_another_runtime_warns_at_once() {
         .stderr(predicate::str::contains(
             "warning: layer `node` lists runtimes nodejs22.x, not python3.12",
         ));
+}
+
+// Version management, on versions published straight into the local registry.
+
+/// Publishes a version of `layer` into the project's local registry as a push would, so that the
+/// version commands can be tested without building anything.
+fn publish_version(dir: &Path, layer: &str, content: &[u8]) -> u64 {
+    use lamina::deploy::local::LocalRegistry;
+    use lamina::deploy::{code_sha256, PublishLayer, Target};
+    use sha2::Digest as _;
+
+    let zip_path = dir.join(format!("{layer}-{}.zip", content.len()));
+    std::fs::write(&zip_path, content).unwrap();
+    let sha256: [u8; 32] = sha2::Sha256::digest(content).into();
+    let mut registry = LocalRegistry::open(dir.join(".lamina/registry")).unwrap();
+    let request = PublishLayer {
+        layer: layer.to_string(),
+        zip_path,
+        code_sha256: code_sha256(&sha256),
+        zip_size: content.len() as u64,
+        description: format!("test version of {layer}"),
+        runtimes: vec!["nodejs22.x".into()],
+        architectures: vec!["x86_64".into()],
+        digest: lamina::digest::Digest(sha256),
+        unzipped_size: 100,
+    };
+    registry.publish_layer_version(&request).unwrap().version
+}
+
+/// A project with layer `shared` (two published versions) and function `api` pinning version 1.
+fn project_with_versions() -> TempDir {
+    let dir = project();
+    lamina(dir.path())
+        .args(["layer", "add", "shared", "--runtime", "nodejs"])
+        .assert()
+        .success();
+    lamina(dir.path())
+        .args([
+            "function",
+            "add",
+            "api",
+            "--runtime",
+            "nodejs22.x",
+            "--handler",
+            "index.handler",
+        ])
+        .args(["--layer", "shared@1"])
+        .assert()
+        .success();
+    assert_eq!(publish_version(dir.path(), "shared", b"one"), 1);
+    assert_eq!(publish_version(dir.path(), "shared", b"two!"), 2);
+    dir
+}
+
+#[test]
+fn layer_versions_lists_versions_and_who_pins_them() {
+    let dir = project_with_versions();
+    let listed = json_run(dir.path(), &["layer", "versions", "shared"]);
+    let versions = listed["versions"].as_array().unwrap();
+    assert_eq!(versions.len(), 2);
+    assert_eq!(versions[0]["version"], 1);
+    assert_eq!(versions[0]["description"], "test version of shared");
+    assert_eq!(versions[0]["used_by"][0]["function"], "api");
+    assert_eq!(versions[0]["used_by"][0]["pinned"], true);
+    assert_eq!(versions[1]["used_by"], serde_json::json!([]));
+
+    lamina(dir.path())
+        .args(["layer", "versions", "shared"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("VERSION").and(predicate::str::contains("api (pinned)")));
+}
+
+#[test]
+fn removing_a_pinned_version_is_refused_naming_the_function() {
+    let dir = project_with_versions();
+    lamina(dir.path())
+        .args(["layer", "remove", "shared", "--version", "1", "--yes"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("pinned by function (`api`)"));
+    let listed = json_run(dir.path(), &["layer", "versions", "shared"]);
+    assert_eq!(
+        listed["versions"].as_array().unwrap().len(),
+        2,
+        "nothing was removed"
+    );
+}
+
+#[test]
+fn removing_versions_needs_yes_without_a_terminal() {
+    let dir = project_with_versions();
+    lamina(dir.path())
+        .args(["layer", "remove", "shared", "--version", "2"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("pass --yes"));
+    assert_eq!(
+        json_run(dir.path(), &["layer", "versions", "shared"])["versions"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+
+    let removed = json_run(
+        dir.path(),
+        &["layer", "remove", "shared", "--version", "2", "--yes"],
+    );
+    assert_eq!(removed["versions"], serde_json::json!([2]));
+    let listed = json_run(dir.path(), &["layer", "versions", "shared"]);
+    assert_eq!(listed["versions"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        publish_version(dir.path(), "shared", b"three"),
+        3,
+        "numbers are not reused"
+    );
+}
+
+#[test]
+fn access_reaches_existing_versions_only_when_asked() {
+    let dir = project_with_versions();
+    let future = json_run(
+        dir.path(),
+        &["layer", "update", "shared", "--access", "public"],
+    );
+    assert_eq!(future["applied"], serde_json::json!([]));
+    let listed = json_run(dir.path(), &["layer", "versions", "shared"]);
+    assert_eq!(listed["versions"][1]["access"]["public"], false);
+
+    let all = json_run(
+        dir.path(),
+        &["layer", "update", "shared", "--apply-to", "all"],
+    );
+    assert_eq!(all["applied"].as_array().unwrap().len(), 2);
+    let listed = json_run(dir.path(), &["layer", "versions", "shared"]);
+    assert_eq!(listed["versions"][0]["access"]["public"], true);
+}
+
+#[test]
+fn switching_a_public_version_to_one_account_revokes_public_on_it() {
+    let dir = project_with_versions();
+    json_run(
+        dir.path(),
+        &[
+            "layer",
+            "update",
+            "shared",
+            "--access",
+            "public",
+            "--apply-to",
+            "latest",
+        ],
+    );
+    let assert = lamina(dir.path())
+        .args([
+            "--json",
+            "layer",
+            "update",
+            "shared",
+            "--access",
+            "account:123456789012",
+        ])
+        .args(["--apply-to", "latest"])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("public access removed"));
+    let report = json_of(&assert.get_output().stdout);
+    let change = &report["applied"][0]["change"];
+    assert_eq!(
+        change["added"],
+        serde_json::json!(["lamina-account-123456789012"])
+    );
+    assert_eq!(change["removed"], serde_json::json!(["lamina-public"]));
+
+    let listed = json_run(dir.path(), &["layer", "versions", "shared"]);
+    let access = &listed["versions"][1]["access"];
+    assert_eq!(access["public"], false, "{access}");
+    assert_eq!(access["accounts"], serde_json::json!(["123456789012"]));
+    assert_eq!(
+        listed["versions"][0]["access"]["public"], false,
+        "version 1 was never public"
+    );
+}
+
+#[test]
+fn apply_to_a_missing_version_fails() {
+    let dir = project_with_versions();
+    lamina(dir.path())
+        .args(["layer", "update", "shared", "--apply-to", "7"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("no version 7"));
+    lamina(dir.path())
+        .args(["layer", "update", "shared", "--apply-to", "newest"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("`newest`"));
 }
