@@ -106,9 +106,9 @@ fn verb(phase: Phase) -> &'static str {
 
 fn style(phase: Phase, total: u64) -> ProgressStyle {
     let template = match (phase, total) {
-        (_, 0) => "{spinner} {msg} {pos}",
-        (Phase::Upload, _) => "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}",
-        _ => "{msg} [{bar:30}] {pos}/{len} {per_sec}",
+        (_, 0) => "{spinner} {msg}",
+        (Phase::Upload, _) => "{msg} [{bar:30}] {bytes}/{total_bytes}",
+        _ => "{msg} [{bar:30}] {human_pos}/{human_len}",
     };
     ProgressStyle::with_template(template)
         .expect("the templates above are valid")

@@ -6,6 +6,7 @@
 use std::io::IsTerminal;
 
 use anyhow::{bail, Result};
+use dialoguer::theme::Theme;
 use dialoguer::{Confirm, Input};
 
 pub(crate) fn stdin_is_terminal() -> bool {
@@ -37,12 +38,30 @@ pub(crate) fn confirm(question: &str, default: bool, refusal: &str) -> Result<bo
     if !stdin_is_terminal() {
         bail!("{refusal}");
     }
-    let hint = if default { "(Y/n)" } else { "(y/N)" };
-    let answer = Confirm::new()
-        .with_prompt(format!("{question} {hint}"))
+    let answer = Confirm::with_theme(&ParenthesisedDefault)
+        .with_prompt(question)
         .default(default)
-        .show_default(false)
         .wait_for_newline(true)
         .interact()?;
     Ok(answer)
+}
+
+/// dialoguer's plain theme, but with the default shown as `(Y/n)`, the way lamina's messages
+/// and documentation spell the push question.
+struct ParenthesisedDefault;
+
+impl Theme for ParenthesisedDefault {
+    fn format_confirm_prompt(
+        &self,
+        f: &mut dyn std::fmt::Write,
+        prompt: &str,
+        default: Option<bool>,
+    ) -> std::fmt::Result {
+        let hint = match default {
+            Some(true) => "(Y/n)",
+            Some(false) => "(y/N)",
+            None => "(y/n)",
+        };
+        write!(f, "{prompt} {hint} ")
+    }
 }
