@@ -36,7 +36,10 @@ pub enum AccessError {
          (`o-` then 10 to 32 lowercase letters or digits) or `public`"
     )]
     UnknownWord { value: String },
-    #[error("`{value}` is not an account: an account id is exactly 12 digits, as in `account:123456789012`")]
+    #[error(
+        "`{value}` is not an account: an account id is exactly 12 digits, as in \
+         `account:123456789012`"
+    )]
     BadAccount { value: String },
     #[error(
         "`{value}` is not an organization: an organization id is `o-` then 10 to 32 lowercase \

@@ -50,7 +50,12 @@ pub(crate) struct AddArgs {
 pub(crate) struct UpdateArgs {
     name: String,
     /// The new layer list, in order of application: `NAME@latest`, `NAME@N` or an ARN.
-    #[arg(long = "layer", value_name = "REF", num_args = 1.., required_unless_present = "no_layers")]
+    #[arg(
+        long = "layer",
+        value_name = "REF",
+        num_args = 1..,
+        required_unless_present = "no_layers"
+    )]
     layers: Vec<String>,
     /// Use no layers at all.
     #[arg(long, conflicts_with = "layers")]

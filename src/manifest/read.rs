@@ -102,15 +102,22 @@ impl Reader<'_> {
             None => None,
         };
         let bucket = self.nonempty_string(aws, "target.aws", "bucket")?;
-        let text = |key| {
-            self.string(aws, "target.aws", key)
-                .map(|v| v.map(|(s, _)| s).unwrap_or_default())
+        let prefix = self.string(aws, "target.aws", "prefix")?;
+        // The prefix becomes part of every AWS layer name, so it obeys the same rules.
+        let layer_name_prefix = match self.string(aws, "target.aws", "layer_name_prefix")? {
+            Some((prefix, span)) if !prefix.is_empty() => {
+                check::name(&prefix).map_err(|problem| {
+                    self.invalid("target.aws.layer_name_prefix", span, problem)
+                })?;
+                prefix
+            }
+            _ => String::new(),
         };
         Ok(AwsConfig {
             region,
             bucket,
-            prefix: text("prefix")?,
-            layer_name_prefix: text("layer_name_prefix")?,
+            prefix: prefix.map(|(text, _)| text).unwrap_or_default(),
+            layer_name_prefix,
         })
     }
 

@@ -97,20 +97,38 @@ fn each_validation_error_names_file_key_and_value() {
         ),
         (
             "[layers.shared]\nruntimes = [\"nodejs22.x\", \"nodejs99.x\"]\n",
-            &["line 2", "`layers.shared.runtimes`", "`nodejs99.x`", "python3.12"],
+            &[
+                "line 2",
+                "`layers.shared.runtimes`",
+                "`nodejs99.x`",
+                "python3.12",
+            ],
         ),
         (
             "[layers.shared]\narchitectures = [\"amd64\"]\n",
-            &["line 2", "`layers.shared.architectures`", "`amd64`", "`arm64`"],
+            &[
+                "line 2",
+                "`layers.shared.architectures`",
+                "`amd64`",
+                "`arm64`",
+            ],
         ),
         (
             "[layers.shared]\nruntime = [\"nodejs22.x\"]\n",
             &["line 2", "unknown key `layers.shared.runtime`", "runtimes"],
         ),
-        ("[projet]\nname = \"x\"\n", &["line 1", "unknown key `projet`", "project"]),
+        (
+            "[projet]\nname = \"x\"\n",
+            &["line 1", "unknown key `projet`", "project"],
+        ),
         (
             "[layers.shared]\naccess = [\"account:123\"]\n",
-            &["line 2", "`layers.shared.access`", "`account:123`", "12 digits"],
+            &[
+                "line 2",
+                "`layers.shared.access`",
+                "`account:123`",
+                "12 digits",
+            ],
         ),
         (
             "[layers.shared]\naccess = [\"public\", \"account:123456789012\"]\n",
@@ -118,17 +136,33 @@ fn each_validation_error_names_file_key_and_value() {
         ),
         (
             "[layers.shared]\npath = \"/abs/shared\"\n",
-            &["line 2", "`layers.shared.path`", "`/abs/shared`", "relative path"],
+            &[
+                "line 2",
+                "`layers.shared.path`",
+                "`/abs/shared`",
+                "relative path",
+            ],
         ),
         (
-            "[layers.shared]\n[functions.api]\nruntime = \"nodejs22.x\"\nhandler = \"index.handler\"\n\
+            "[layers.shared]\n[functions.api]\nruntime = \"nodejs22.x\"\n\
+             handler = \"index.handler\"\n\
              layers = [\"shared@first\"]\n",
-            &["line 5", "`functions.api.layers`", "`shared@first`", "NAME@latest"],
+            &[
+                "line 5",
+                "`functions.api.layers`",
+                "`shared@first`",
+                "NAME@latest",
+            ],
         ),
         (
             "[functions.api]\nruntime = \"nodejs22.x\"\nhandler = \"index.handler\"\n\
              layers = [\"arn:aws:lambda:eu-west-1:123456789012:layer:x\"]\n",
-            &["line 4", "`functions.api.layers`", "no version", "arn:aws:lambda:REGION"],
+            &[
+                "line 4",
+                "`functions.api.layers`",
+                "no version",
+                "arn:aws:lambda:REGION",
+            ],
         ),
         (
             "[functions.api]\nruntime = \"nodejs22.x\"\nhandler = \"index.handler\"\n\
@@ -141,16 +175,40 @@ fn each_validation_error_names_file_key_and_value() {
         ),
         (
             "[functions.api]\nruntime = \"python3.12\"\nhandler = \"handler\"\n",
-            &["line 3", "`functions.api.handler`", "`handler`", "FILE.FUNCTION"],
+            &[
+                "line 3",
+                "`functions.api.handler`",
+                "`handler`",
+                "FILE.FUNCTION",
+            ],
         ),
-        ("[functions.api]\nhandler = \"index.handler\"\n", &["`functions.api.runtime`", "missing"]),
         (
-            "[layers.shared]\n[functions.api]\nruntime = \"nodejs22.x\"\nhandler = \"index.handler\"\n\
+            "[functions.api]\nhandler = \"index.handler\"\n",
+            &["`functions.api.runtime`", "missing"],
+        ),
+        (
+            "[layers.shared]\n[functions.api]\nruntime = \"nodejs22.x\"\n\
+             handler = \"index.handler\"\n\
              layers = [\"shared@latest\", \"shared@2\"]\n",
             &["line 5", "function `api`", "`shared` twice"],
         ),
-        ("[layers.shared]\nruntimes = \"nodejs22.x\"\n", &["line 2", "an array of strings"]),
-        ("[target]\ndefault = \"gcp\"\n", &["line 2", "`target.default`", "`gcp`", "`aws`"]),
+        (
+            "[layers.shared]\nruntimes = \"nodejs22.x\"\n",
+            &["line 2", "an array of strings"],
+        ),
+        (
+            "[target]\ndefault = \"gcp\"\n",
+            &["line 2", "`target.default`", "`gcp`", "`aws`"],
+        ),
+        (
+            "[target.aws]\nlayer_name_prefix = \"shop/\"\n",
+            &[
+                "line 2",
+                "`target.aws.layer_name_prefix`",
+                "`shop/`",
+                "1 to 64 characters",
+            ],
+        ),
         ("[project\n", &["line 1", "not valid TOML"]),
     ];
     for (text, expected) in cases {
