@@ -1,6 +1,8 @@
 //! lamina's integration tests: one binary, one module per area.
 
+mod cli;
 mod deploy;
 mod engine;
 mod install;
+mod manifest;
 mod support;

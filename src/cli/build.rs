@@ -1,0 +1,378 @@
+//! `lamina build` and `lamina status`, and the engine runs that `push` shares with them.
+
+use std::collections::BTreeMap;
+
+use anyhow::{bail, Context as _, Result};
+use serde::Serialize;
+
+use super::progress::Bars;
+use super::{output, Context};
+use crate::build::{
+    self, BuildOptions, BuildReport, BuildStats, BuildStatus, Changes, FingerprintMode, StateDir,
+    Subject,
+};
+use crate::cache::{Cache, Owner};
+use crate::deploy::{code_sha256, sha256_hex};
+use crate::manifest::{FunctionConfig, LayerConfig, Manifest};
+use crate::scan::SourceMapping;
+
+/// Engine flags shared by `build`, `status` and `push`.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct EngineArgs {
+    /// How to decide which files to read: `stat` (sound, the default), `manifests` (trusts
+    /// unchanged package.json files and Pipfile.lock) or `content` (reads everything).
+    #[arg(long, value_enum, default_value_t, value_name = "MODE")]
+    fingerprint: FingerprintMode,
+    /// Store the content of symlinks that point outside the layer instead of refusing them.
+    #[arg(long)]
+    follow_external: bool,
+}
+
+impl EngineArgs {
+    fn options(&self, status_only: bool) -> BuildOptions {
+        BuildOptions {
+            mode: self.fingerprint,
+            follow_external: self.follow_external,
+            status_only,
+        }
+    }
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct BuildArgs {
+    /// Layers to build; default: every layer.
+    #[arg(value_name = "LAYER")]
+    layers: Vec<String>,
+    #[command(flatten)]
+    engine: EngineArgs,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct StatusArgs {
+    /// Layers to look at; default: every layer.
+    #[arg(value_name = "LAYER")]
+    layers: Vec<String>,
+    #[command(flatten)]
+    engine: EngineArgs,
+}
+
+/// The engine with the project's cache open.
+pub(super) struct Engine<'m> {
+    manifest: &'m Manifest,
+    state: StateDir,
+    cache: Cache,
+}
+
+impl<'m> Engine<'m> {
+    pub(super) fn open(manifest: &'m Manifest) -> Result<Engine<'m>> {
+        let state = manifest.state_dir();
+        fs_err::create_dir_all(&state.path)?;
+        let cache = Cache::open(&state.cache_db())
+            .with_context(|| format!("cannot open the cache `{}`", state.cache_db().display()))?;
+        Ok(Engine {
+            manifest,
+            state,
+            cache,
+        })
+    }
+
+    pub(super) fn build_layer(
+        &mut self,
+        layer: &LayerConfig,
+        options: &BuildOptions,
+        bars: &Bars,
+    ) -> Result<BuildReport> {
+        let subject = Subject {
+            owner: Owner::Layer(layer.name.clone()),
+            root: self.manifest.layer_root(layer),
+            sources: SourceMapping::layer(),
+        };
+        Ok(build::build(
+            &self.state,
+            &mut self.cache,
+            &subject,
+            options,
+            bars,
+        )?)
+    }
+
+    /// A function's code folder, mapped to the zip root. The subject's root is the project root
+    /// so that the source path in lamina.toml is used as written.
+    pub(super) fn build_function(
+        &mut self,
+        function: &FunctionConfig,
+        options: &BuildOptions,
+        bars: &Bars,
+    ) -> Result<BuildReport> {
+        let parts = function.source.components().filter_map(|part| match part {
+            std::path::Component::Normal(name) => Some(name.to_string_lossy()),
+            _ => None,
+        });
+        let source = parts.collect::<Vec<_>>().join("/");
+        let subject = Subject {
+            owner: Owner::Function(function.name.clone()),
+            root: self.manifest.root.clone(),
+            sources: SourceMapping::function(&source),
+        };
+        Ok(build::build(
+            &self.state,
+            &mut self.cache,
+            &subject,
+            options,
+            bars,
+        )?)
+    }
+}
+
+/// The layers named on the command line, or all of them.
+fn selected_layers<'m>(manifest: &'m Manifest, names: &[String]) -> Result<Vec<&'m LayerConfig>> {
+    if names.is_empty() {
+        return Ok(manifest.layers.values().collect());
+    }
+    let mut selected = Vec::new();
+    for name in names {
+        match manifest.layers.get(name) {
+            Some(layer) => selected.push(layer),
+            None => {
+                let known: Vec<String> = manifest.layers.keys().cloned().collect();
+                bail!(
+                    "there is no layer `{name}` in lamina.toml; layers: {}",
+                    output::list_or_none(&known)
+                );
+            }
+        }
+    }
+    Ok(selected)
+}
+
+/// The work counters of several builds added up.
+#[derive(Debug, Default, Serialize)]
+pub(super) struct Totals {
+    files_scanned: u64,
+    files_hashed: u64,
+    bytes_hashed: u64,
+    entries_compressed: u64,
+    entries_reused: u64,
+}
+
+impl Totals {
+    pub(super) fn add(&mut self, stats: &BuildStats) {
+        self.files_scanned += stats.files_scanned;
+        self.files_hashed += stats.files_hashed;
+        self.bytes_hashed += stats.bytes_hashed;
+        self.entries_compressed += stats.entries_compressed;
+        self.entries_reused += stats.entries_reused;
+    }
+
+    pub(super) fn describe(&self) -> String {
+        format!(
+            "scanned {} files, hashed {} ({}), compressed {} entries",
+            self.files_scanned,
+            self.files_hashed,
+            output::bytes(self.bytes_hashed),
+            self.entries_compressed
+        )
+    }
+}
+
+/// One built layer, as `build --json` prints it.
+#[derive(Debug, Serialize)]
+struct BuiltLayer {
+    layer: String,
+    digest: String,
+    sha256: String,
+    code_sha256: String,
+    zip: String,
+    entries: u64,
+    unzipped_bytes: u64,
+    status: BuildStatus,
+}
+
+impl BuiltLayer {
+    fn new(name: &str, report: &BuildReport) -> Result<BuiltLayer> {
+        let zip = report
+            .zip
+            .as_ref()
+            .context("the engine reported no zip for a build")?;
+        let path = report
+            .zip_path
+            .as_ref()
+            .context("the engine reported no zip path")?;
+        Ok(BuiltLayer {
+            layer: name.to_string(),
+            digest: report.digest.to_hex(),
+            sha256: sha256_hex(&zip.sha256),
+            code_sha256: code_sha256(&zip.sha256),
+            zip: path.display().to_string(),
+            entries: zip.entries,
+            unzipped_bytes: zip.unzipped_bytes,
+            status: report.status,
+        })
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct BuildOutput {
+    layers: Vec<BuiltLayer>,
+    stats: Totals,
+}
+
+pub(super) fn run_build(context: &Context, args: BuildArgs, bars: &Bars) -> Result<()> {
+    let manifest = context.manifest()?;
+    let layers = selected_layers(&manifest, &args.layers)?;
+    let mut engine = Engine::open(&manifest)?;
+    let options = args.engine.options(false);
+    let mut result = BuildOutput {
+        layers: Vec::new(),
+        stats: Totals::default(),
+    };
+    for layer in layers {
+        let report = engine.build_layer(layer, &options, bars)?;
+        result.stats.add(&report.stats);
+        result.layers.push(BuiltLayer::new(&layer.name, &report)?);
+    }
+    bars.clear();
+    if context.json {
+        return output::json(&result);
+    }
+    if result.layers.is_empty() {
+        println!("no layers to build; add one with `lamina layer add NAME --runtime nodejs`");
+        return Ok(());
+    }
+    let rows: Vec<Vec<String>> = result
+        .layers
+        .iter()
+        .map(|layer| {
+            let status = serde_json::to_value(layer.status).unwrap_or_default();
+            vec![
+                layer.layer.clone(),
+                status.as_str().unwrap_or_default().to_string(),
+                layer.digest[..12].to_string(),
+                layer.entries.to_string(),
+                output::bytes(layer.unzipped_bytes),
+                super::display_relative(layer.zip.as_ref(), &manifest.root),
+            ]
+        })
+        .collect();
+    output::table(
+        &["LAYER", "STATUS", "DIGEST", "ENTRIES", "UNZIPPED", "ZIP"],
+        &rows,
+    );
+    println!("{}", result.stats.describe());
+    Ok(())
+}
+
+/// One layer, as `status --json` prints it.
+#[derive(Debug, Serialize)]
+struct LayerStatus {
+    layer: String,
+    digest: String,
+    /// `changed` or `unchanged`, since the last build.
+    status: &'static str,
+    changes: Changes,
+}
+
+#[derive(Debug, Serialize)]
+struct StatusOutput {
+    layers: Vec<LayerStatus>,
+    stats: Totals,
+}
+
+pub(super) fn run_status(context: &Context, args: StatusArgs, bars: &Bars) -> Result<()> {
+    let manifest = context.manifest()?;
+    let layers = selected_layers(&manifest, &args.layers)?;
+    let mut engine = Engine::open(&manifest)?;
+    let options = args.engine.options(true);
+    let mut result = StatusOutput {
+        layers: Vec::new(),
+        stats: Totals::default(),
+    };
+    for layer in layers {
+        let report = engine.build_layer(layer, &options, bars)?;
+        result.stats.add(&report.stats);
+        result.layers.push(LayerStatus {
+            layer: layer.name.clone(),
+            digest: report.digest.to_hex(),
+            status: if report.changed {
+                "changed"
+            } else {
+                "unchanged"
+            },
+            changes: report.changes,
+        });
+    }
+    bars.clear();
+    if context.json {
+        return output::json(&result);
+    }
+    for layer in &result.layers {
+        print_status(layer, context.verbose > 0);
+    }
+    if context.verbose > 0 {
+        println!("{}", result.stats.describe());
+    }
+    Ok(())
+}
+
+fn print_status(layer: &LayerStatus, verbose: bool) {
+    let changes = &layer.changes;
+    let counts = [
+        (changes.added.len(), "added"),
+        (changes.removed.len(), "removed"),
+        (changes.modified.len(), "modified"),
+    ];
+    let counts: Vec<String> = counts
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, what)| format!("{n} {what}"))
+        .collect();
+    match counts.is_empty() {
+        true => println!("{}: {}", layer.layer, layer.status),
+        false => println!("{}: {} ({})", layer.layer, layer.status, counts.join(", ")),
+    }
+    if verbose {
+        let lists = [
+            (&changes.added, '+'),
+            (&changes.removed, '-'),
+            (&changes.modified, '~'),
+        ];
+        for (paths, mark) in lists {
+            paths.iter().for_each(|path| println!("  {mark} {path}"));
+        }
+    }
+}
+
+/// Every layer and function of the project, built, for `push`.
+pub(super) struct ProjectBuild {
+    /// By layer name.
+    pub(super) layers: BTreeMap<String, BuildReport>,
+    /// By function name.
+    pub(super) functions: BTreeMap<String, BuildReport>,
+    pub(super) stats: Totals,
+}
+
+/// Builds every layer and function of the project.
+pub(super) fn build_everything(
+    manifest: &Manifest,
+    engine_args: &EngineArgs,
+    bars: &Bars,
+) -> Result<ProjectBuild> {
+    let mut engine = Engine::open(manifest)?;
+    let options = engine_args.options(false);
+    let mut built = ProjectBuild {
+        layers: BTreeMap::new(),
+        functions: BTreeMap::new(),
+        stats: Totals::default(),
+    };
+    for layer in manifest.layers.values() {
+        let report = engine.build_layer(layer, &options, bars)?;
+        built.stats.add(&report.stats);
+        built.layers.insert(layer.name.clone(), report);
+    }
+    for function in manifest.functions.values() {
+        let report = engine.build_function(function, &options, bars)?;
+        built.stats.add(&report.stats);
+        built.functions.insert(function.name.clone(), report);
+    }
+    Ok(built)
+}

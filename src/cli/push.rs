@@ -1,0 +1,174 @@
+//! `lamina push`: build everything, show the plan, and publish only what is new once accepted.
+
+use anyhow::{bail, Result};
+use serde::Serialize;
+
+use super::build::{build_everything, EngineArgs, Totals};
+use super::layer::open_target;
+use super::progress::Bars;
+use super::{output, prompt, Context};
+use crate::deploy::push::{
+    self, FunctionOutcome, FunctionReport, LayerOutcome, LayerReport, PlanOptions, PushError,
+    PushReport,
+};
+use crate::manifest::TargetKind;
+
+/// What a push without a terminal and without `--yes` says.
+const NEEDS_YES: &str = "push asks before publishing, and there is no terminal to ask on: pass \
+                         --yes to accept the suggested layer version configurations";
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct PushArgs {
+    /// Accept the suggested layer version configurations without asking.
+    #[arg(long, short = 'y')]
+    yes: bool,
+    /// The description of new layer versions; default: `Updated layer version <UTC time>`.
+    #[arg(long, value_name = "TEXT")]
+    description: Option<String>,
+    /// Where to publish: `local` (the registry in .lamina/registry) or `aws`; default:
+    /// lamina.toml's `[target] default`.
+    #[arg(long, value_name = "local|aws")]
+    target: Option<TargetKind>,
+    #[command(flatten)]
+    engine: EngineArgs,
+}
+
+#[derive(Debug, Serialize)]
+struct PushOutput {
+    target: String,
+    layers: Vec<LayerReport>,
+    functions: Vec<FunctionReport>,
+    /// Whether anything was published or deployed.
+    changed: bool,
+    stats: Totals,
+}
+
+pub(crate) fn run(context: &Context, args: PushArgs, bars: &Bars) -> Result<()> {
+    // Refused before any work, so that a script learns at once that it needs --yes.
+    if !args.yes && !prompt::stdin_is_terminal() {
+        bail!("{NEEDS_YES}");
+    }
+    let manifest = context.manifest()?;
+    let built = build_everything(&manifest, &args.engine, bars)?;
+    bars.clear();
+    let mut target = open_target(context, &manifest, args.target)?;
+    let options = PlanOptions::new(args.description);
+    let plan = push::plan(
+        &manifest,
+        target.as_mut(),
+        &built.layers,
+        &built.functions,
+        &options,
+    )?;
+
+    if plan.has_changes() {
+        show_plan(context, &plan.render());
+        if !args.yes {
+            let question = "Accept the suggested layer version configurations?";
+            if !prompt::confirm(question, true, NEEDS_YES)? {
+                bail!("push cancelled; nothing was published");
+            }
+        }
+    }
+    let report = match push::execute(&plan, target.as_mut(), bars) {
+        Ok(report) => report,
+        Err(PushError::Interrupted { completed, source }) => {
+            if !context.json {
+                print_report(&completed);
+            }
+            return Err(PushError::Interrupted { completed, source }.into());
+        }
+        Err(error) => return Err(error.into()),
+    };
+    bars.clear();
+
+    let result = PushOutput {
+        target: target.describe(),
+        changed: report.has_changes(),
+        layers: report.layers,
+        functions: report.functions,
+        stats: built.stats,
+    };
+    if context.json {
+        return output::json(&result);
+    }
+    print_summary(&result);
+    Ok(())
+}
+
+/// The plan goes to stdout, except with `--json`, where stdout is kept for the one document.
+fn show_plan(context: &Context, lines: &[String]) {
+    for line in lines {
+        match context.json {
+            true => eprintln!("{line}"),
+            false => println!("{line}"),
+        }
+    }
+}
+
+fn print_report(report: &PushReport) {
+    for layer in &report.layers {
+        match layer.action {
+            LayerOutcome::Published => {
+                println!(
+                    "layer `{}`: published version {} ({})",
+                    layer.layer, layer.version, layer.arn
+                );
+            }
+            LayerOutcome::Unchanged => {
+                println!(
+                    "layer `{}`: unchanged (version {})",
+                    layer.layer, layer.version
+                );
+            }
+        }
+        let foreign = layer.access.iter().flat_map(|change| &change.foreign);
+        for statement in foreign {
+            output::warning(format!(
+                "layer `{}` version {}: statement `{statement}` was not created by lamina and \
+                 was left alone",
+                layer.layer, layer.version
+            ));
+        }
+    }
+    for function in &report.functions {
+        let verb = match function.action {
+            FunctionOutcome::Deployed => "deployed",
+            FunctionOutcome::Unchanged => "unchanged",
+        };
+        println!(
+            "function `{}`: {verb}; layers: {}",
+            function.function,
+            output::list_or_none(&function.layers)
+        );
+    }
+}
+
+fn print_summary(result: &PushOutput) {
+    let report = PushReport {
+        layers: result.layers.clone(),
+        functions: result.functions.clone(),
+    };
+    print_report(&report);
+    if !result.changed {
+        println!(
+            "nothing changed: nothing was published or deployed on {}",
+            result.target
+        );
+        return;
+    }
+    let published = result
+        .layers
+        .iter()
+        .filter(|layer| layer.action == LayerOutcome::Published)
+        .count();
+    let deployed = result
+        .functions
+        .iter()
+        .filter(|function| function.action == FunctionOutcome::Deployed)
+        .count();
+    println!(
+        "published {published} layer version(s) and deployed {deployed} function(s) on {}",
+        result.target
+    );
+}

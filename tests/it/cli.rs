@@ -1,0 +1,1195 @@
+//! The `lamina` binary: each command's happy path and errors, run as a user would run it.
+//!
+//! Every run has stdin closed (never a terminal), so commands that would prompt must fail with a
+//! message naming the flag instead. Tests marked `needs the engine` build zips and can only pass
+//! once the engine (scan, cache, pack, build) is merged.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+use serde_json::Value;
+use tempfile::TempDir;
+
+use crate::support;
+
+/// The binary, run in `dir` with no terminal on stdin and logs at their default level.
+fn lamina(dir: &Path) -> Command {
+    let binary = assert_cmd::cargo::cargo_bin("lamina");
+    let mut command = std::process::Command::new(binary);
+    command
+        .current_dir(dir)
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null());
+    Command::from_std(command)
+}
+
+/// A fresh project made by `lamina init --name shop`.
+fn project() -> TempDir {
+    let dir = support::tempdir();
+    lamina(dir.path())
+        .args(["init", "--name", "shop"])
+        .assert()
+        .success();
+    dir
+}
+
+fn read(path: impl AsRef<Path>) -> String {
+    std::fs::read_to_string(path).unwrap()
+}
+
+fn json_of(output: &[u8]) -> Value {
+    serde_json::from_slice(output)
+        .unwrap_or_else(|error| panic!("not JSON ({error}):\n{}", String::from_utf8_lossy(output)))
+}
+
+/// A copy of the bundled example project, symlinks kept as links.
+fn example_project() -> TempDir {
+    let dir = support::tempdir();
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/shop");
+    copy_tree(&source, dir.path());
+    let _ = std::fs::remove_dir_all(dir.path().join(".lamina"));
+    support::age_tree(dir.path());
+    dir
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let (source, dest) = (entry.path(), to.join(entry.file_name()));
+        let kind = entry.file_type().unwrap();
+        if kind.is_symlink() {
+            std::os::unix::fs::symlink(std::fs::read_link(&source).unwrap(), &dest).unwrap();
+        } else if kind.is_dir() {
+            copy_tree(&source, &dest);
+        } else {
+            std::fs::copy(&source, &dest).unwrap();
+        }
+    }
+}
+
+#[test]
+fn init_writes_the_manifest_and_ignores_the_state_folder() {
+    let dir = support::tempdir();
+    lamina(dir.path())
+        .args(["init", "--name", "shop"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("lamina.toml"));
+    let manifest = lamina::manifest::Manifest::load(&dir.path().join("lamina.toml")).unwrap();
+    assert_eq!(manifest.name, "shop");
+    assert_eq!(read(dir.path().join(".gitignore")), ".lamina/\n");
+
+    lamina(dir.path()).arg("init").assert().failure().stderr(
+        predicate::str::contains("error: ").and(predicate::str::contains("already exists")),
+    );
+}
+
+#[test]
+fn init_appends_to_an_existing_gitignore_once() {
+    let dir = support::tempdir();
+    support::write(dir.path(), ".gitignore", b"/target\nnode_modules");
+    lamina(dir.path()).arg("init").assert().success();
+    assert_eq!(
+        read(dir.path().join(".gitignore")),
+        "/target\nnode_modules\n.lamina/\n"
+    );
+
+    let other = support::tempdir();
+    support::write(other.path(), ".gitignore", b"/.lamina\n");
+    lamina(other.path()).arg("init").assert().success();
+    assert_eq!(read(other.path().join(".gitignore")), "/.lamina\n");
+}
+
+#[test]
+fn init_names_the_project_after_its_folder() {
+    let parent = support::tempdir();
+    let dir = parent.path().join("my-shop");
+    lamina(parent.path())
+        .args(["--project", "my-shop", "init"])
+        .assert()
+        .success();
+    let manifest = lamina::manifest::Manifest::load(&dir.join("lamina.toml")).unwrap();
+    assert_eq!(manifest.name, "my-shop");
+}
+
+#[test]
+fn init_refuses_a_bad_name() {
+    let dir = support::tempdir();
+    lamina(dir.path())
+        .args(["init", "--name", "my shop"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("`my shop`"));
+    assert!(!dir.path().join("lamina.toml").exists());
+}
+
+#[test]
+fn commands_find_the_manifest_above_the_current_folder() {
+    let dir = project();
+    lamina(dir.path())
+        .args(["layer", "add", "shared", "--runtime", "nodejs"])
+        .assert()
+        .success();
+    let deep = dir.path().join("layers/shared/lib/nodejs");
+    lamina(&deep)
+        .args(["layer", "list"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("shared"));
+
+    let elsewhere = support::tempdir();
+    lamina(elsewhere.path())
+        .args(["layer", "list"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("error: no `lamina.toml`"));
+    lamina(elsewhere.path())
+        .arg("--project")
+        .arg(dir.path())
+        .args(["layer", "list"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("shared"));
+}
+
+#[test]
+fn an_invalid_manifest_is_reported_with_file_line_key_and_value() {
+    let dir = project();
+    let path = dir.path().join("lamina.toml");
+    let text = read(&path) + "\n[layers.shared]\nruntimes = [\"nodejs99.x\"]\n";
+    std::fs::write(&path, text).unwrap();
+    lamina(dir.path())
+        .args(["layer", "list"])
+        .assert()
+        .failure()
+        .stderr(
+            predicate::str::contains(path.display().to_string())
+                .and(predicate::str::contains("`layers.shared.runtimes`"))
+                .and(predicate::str::contains("`nodejs99.x`"))
+                .and(predicate::str::contains("nodejs22.x")),
+        );
+}
+
+#[test]
+fn layer_add_creates_the_folders_and_says_what_is_next() {
+    let dir = project();
+    let assert = lamina(dir.path())
+        .args(["layer", "add", "shared", "--runtime", "nodejs", "python"])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("`nodejs` means nodejs22.x"))
+        .stderr(predicate::str::contains("`python` means python3.12"));
+    let stdout = String::from_utf8_lossy(&assert.get_output().stdout).into_owned();
+    for hint in [
+        "next steps",
+        "lib/nodejs/package.json",
+        "layers/shared/opt/",
+        "lamina push",
+    ] {
+        assert!(stdout.contains(hint), "missing {hint:?} in:\n{stdout}");
+    }
+
+    let layer = dir.path().join("layers/shared");
+    let package: Value =
+        serde_json::from_str(&read(layer.join("lib/nodejs/package.json"))).unwrap();
+    assert_eq!(package["dependencies"], serde_json::json!({}));
+    assert!(read(layer.join("lib/python/Pipfile")).contains("python_version = \"3.12\""));
+    assert!(layer.join("opt").is_dir());
+
+    let manifest = lamina::manifest::Manifest::load(&dir.path().join("lamina.toml")).unwrap();
+    assert_eq!(
+        manifest.layers["shared"].runtimes,
+        vec!["nodejs22.x", "python3.12"]
+    );
+}
+
+#[test]
+fn layer_add_keeps_files_that_exist() {
+    let dir = project();
+    support::write(
+        dir.path(),
+        "layers/shared/lib/nodejs/package.json",
+        b"{\"mine\": true}\n",
+    );
+    lamina(dir.path())
+        .args(["layer", "add", "shared", "--runtime", "nodejs22.x"])
+        .assert()
+        .success();
+    assert_eq!(
+        read(dir.path().join("layers/shared/lib/nodejs/package.json")),
+        "{\"mine\": true}\n"
+    );
+}
+
+#[test]
+fn layer_add_errors_name_the_bad_value() {
+    let dir = project();
+    lamina(dir.path())
+        .args(["layer", "add", "shared", "--runtime", "nodejs"])
+        .assert()
+        .success();
+    let before = read(dir.path().join("lamina.toml"));
+    let cases: &[(&[&str], &[&str])] = &[
+        (
+            &["shared", "--runtime", "nodejs"],
+            &["layer `shared` already exists"],
+        ),
+        (
+            &["other", "--runtime", "nodejs99.x"],
+            &["`nodejs99.x`", "python3.12"],
+        ),
+        (
+            &["other", "--runtime", "nodejs", "--arch", "amd64"],
+            &["`amd64`", "arm64"],
+        ),
+        (
+            &["bad.name", "--runtime", "nodejs"],
+            &["`bad.name`", "1 to 64 characters"],
+        ),
+        (
+            &["other", "--runtime", "nodejs", "--access", "account:123"],
+            &["`account:123`", "12 digits"],
+        ),
+        (
+            &["other", "--runtime", "nodejs", "--access", "org:o-x"],
+            &["`org:o-x`", "`o-` then 10 to 32"],
+        ),
+        (
+            &["other", "--runtime", "nodejs", "--access", "everyone"],
+            &["`everyone`", "`public`"],
+        ),
+        (
+            &[
+                "other",
+                "--runtime",
+                "nodejs",
+                "--access",
+                "account:123456789012",
+                "account:123456789012",
+            ],
+            &["`account:123456789012` is given twice"],
+        ),
+        (
+            &[
+                "other",
+                "--runtime",
+                "nodejs",
+                "--access",
+                "public",
+                "account:123456789012",
+            ],
+            &["`public` cannot be combined with `account:123456789012`"],
+        ),
+        (&["other"], &["missing --runtime"]),
+    ];
+    for (args, expected) in cases {
+        let assert = lamina(dir.path())
+            .args(["layer", "add"])
+            .args(*args)
+            .assert()
+            .failure();
+        let stderr = String::from_utf8_lossy(&assert.get_output().stderr).into_owned();
+        assert!(stderr.contains("error: "), "{args:?}: {stderr}");
+        for part in *expected {
+            assert!(
+                stderr.contains(part),
+                "{args:?}: expected {part:?} in {stderr}"
+            );
+        }
+    }
+    assert_eq!(read(dir.path().join("lamina.toml")), before);
+    assert!(!dir.path().join("layers/other").exists());
+}
+
+#[test]
+fn function_add_creates_a_handler_for_its_runtime() {
+    let dir = project();
+    lamina(dir.path())
+        .args(["layer", "add", "shared", "--runtime", "nodejs"])
+        .assert()
+        .success();
+    lamina(dir.path())
+        .args(["layer", "add", "py", "--runtime", "python"])
+        .assert()
+        .success();
+    lamina(dir.path())
+        .args([
+            "function",
+            "add",
+            "api",
+            "--runtime",
+            "nodejs22.x",
+            "--handler",
+            "index.handler",
+        ])
+        .args(["--layer", "shared@latest", "py@2"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("functions/api/src/index.js"));
+    lamina(dir.path())
+        .args([
+            "function",
+            "add",
+            "report",
+            "--runtime",
+            "python3.12",
+            "--handler",
+            "app.main",
+        ])
+        .args(["--layer", "py@latest", "shared@latest"])
+        .assert()
+        .success();
+
+    assert!(read(dir.path().join("functions/api/src/index.js")).contains("exports.handler"));
+    assert!(
+        read(dir.path().join("functions/report/src/app.py")).contains("def main(event, context)")
+    );
+    let manifest = lamina::manifest::Manifest::load(&dir.path().join("lamina.toml")).unwrap();
+    let layers: Vec<String> = manifest.functions["report"]
+        .layers
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        layers,
+        vec!["py@latest", "shared@latest"],
+        "the order given is kept"
+    );
+
+    let listing = lamina(dir.path())
+        .args(["--json", "function", "list"])
+        .assert()
+        .success();
+    let listing = json_of(&listing.get_output().stdout);
+    assert_eq!(listing[0]["name"], "api");
+    assert_eq!(
+        listing[0]["layers"],
+        serde_json::json!(["shared@latest", "py@2"])
+    );
+}
+
+#[test]
+fn function_add_errors_name_the_bad_value() {
+    let dir = project();
+    lamina(dir.path())
+        .args(["layer", "add", "shared", "--runtime", "nodejs"])
+        .assert()
+        .success();
+    lamina(dir.path())
+        .args([
+            "function",
+            "add",
+            "api",
+            "--runtime",
+            "nodejs22.x",
+            "--handler",
+            "index.handler",
+        ])
+        .assert()
+        .success();
+    let before = read(dir.path().join("lamina.toml"));
+    let node = ["--runtime", "nodejs22.x", "--handler", "index.handler"];
+    let cases: Vec<(Vec<&str>, &[&str])> = vec![
+        (
+            [&["api"][..], &node].concat(),
+            &["function `api` already exists"],
+        ),
+        (
+            vec!["f", "--runtime", "go1.x", "--handler", "main"],
+            &["`go1.x`", "nodejs22.x"],
+        ),
+        (
+            vec!["f", "--runtime", "python3.12", "--handler", "handler"],
+            &["`handler`", "FILE.FUNCTION"],
+        ),
+        (
+            [&["f"][..], &node, &["--layer", "shared"]].concat(),
+            &["`shared`", "`shared@latest`"],
+        ),
+        (
+            [&["f"][..], &node, &["--layer", "shared@0"]].concat(),
+            &["`shared@0`", "NAME@N"],
+        ),
+        (
+            [&["f"][..], &node, &["--layer", "ghost@latest"]].concat(),
+            &["`ghost@latest`", "no such layer"],
+        ),
+        (
+            [
+                &["f"][..],
+                &node,
+                &["--layer", "arn:aws:lambda:eu-west-1:123:layer:x:1"],
+            ]
+            .concat(),
+            &["`arn:aws:lambda:eu-west-1:123:layer:x:1`", "12 digits"],
+        ),
+        (
+            [&["f"][..], &node, &["--layer", "shared@latest", "shared@1"]].concat(),
+            &["`shared@1`", "already in the list"],
+        ),
+        (vec!["f", "--runtime", "nodejs22.x"], &["missing --handler"]),
+    ];
+    for (args, expected) in cases {
+        let assert = lamina(dir.path())
+            .args(["function", "add"])
+            .args(&args)
+            .assert()
+            .failure();
+        let stderr = String::from_utf8_lossy(&assert.get_output().stderr).into_owned();
+        for part in expected {
+            assert!(
+                stderr.contains(part),
+                "{args:?}: expected {part:?} in {stderr}"
+            );
+        }
+    }
+    assert_eq!(read(dir.path().join("lamina.toml")), before);
+    assert!(!dir.path().join("functions/f").exists());
+}
+
+#[test]
+fn function_update_and_remove_edit_the_manifest() {
+    let dir = project();
+    for layer in ["a", "b"] {
+        lamina(dir.path())
+            .args(["layer", "add", layer, "--runtime", "nodejs"])
+            .assert()
+            .success();
+    }
+    lamina(dir.path())
+        .args([
+            "function",
+            "add",
+            "api",
+            "--runtime",
+            "nodejs22.x",
+            "--handler",
+            "index.handler",
+        ])
+        .args(["--layer", "a@latest"])
+        .assert()
+        .success();
+    lamina(dir.path())
+        .args(["function", "update", "api", "--layer", "b@latest", "a@3"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("b@latest, a@3"));
+    let manifest = lamina::manifest::Manifest::load(&dir.path().join("lamina.toml")).unwrap();
+    let layers: Vec<String> = manifest.functions["api"]
+        .layers
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(layers, vec!["b@latest", "a@3"]);
+
+    lamina(dir.path())
+        .args(["function", "update", "api", "--layer", "nope@latest"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("`nope@latest`"));
+    lamina(dir.path())
+        .args(["function", "remove", "api"])
+        .assert()
+        .success();
+    assert!(!read(dir.path().join("lamina.toml")).contains("[functions.api]"));
+    assert!(
+        dir.path().join("functions/api/src/index.js").exists(),
+        "the code is kept"
+    );
+    lamina(dir.path())
+        .args(["function", "remove", "api"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("no function `api`"));
+}
+
+#[test]
+fn a_layer_used_by_a_function_cannot_be_removed() {
+    let dir = project();
+    lamina(dir.path())
+        .args(["layer", "add", "shared", "--runtime", "nodejs"])
+        .assert()
+        .success();
+    lamina(dir.path())
+        .args([
+            "function",
+            "add",
+            "api",
+            "--runtime",
+            "nodejs22.x",
+            "--handler",
+            "index.handler",
+        ])
+        .args(["--layer", "shared@latest"])
+        .assert()
+        .success();
+    lamina(dir.path())
+        .args(["layer", "remove", "shared"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("used by function `api`"));
+
+    lamina(dir.path())
+        .args(["function", "update", "api", "--no-layers"])
+        .assert()
+        .success();
+    lamina(dir.path())
+        .args(["layer", "remove", "shared"])
+        .assert()
+        .success();
+    assert!(!read(dir.path().join("lamina.toml")).contains("[layers.shared]"));
+    lamina(dir.path())
+        .args(["layer", "remove", "shared"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("no layer `shared`"));
+}
+
+#[test]
+fn granting_an_account_to_a_public_layer_removes_public_and_says_so() {
+    let dir = project();
+    lamina(dir.path())
+        .args([
+            "layer",
+            "add",
+            "shared",
+            "--runtime",
+            "nodejs",
+            "--access",
+            "public",
+        ])
+        .assert()
+        .success();
+    assert!(read(dir.path().join("lamina.toml")).contains("access = [\"public\"]"));
+
+    lamina(dir.path())
+        .args([
+            "layer",
+            "update",
+            "shared",
+            "--access",
+            "account:123456789012",
+        ])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("public access removed"));
+    let text = read(dir.path().join("lamina.toml"));
+    assert!(!text.contains("public"), "{text}");
+    let manifest = lamina::manifest::Manifest::load(&dir.path().join("lamina.toml")).unwrap();
+    let access = &manifest.layers["shared"].access;
+    assert!(
+        !access.public && access.accounts.contains("123456789012"),
+        "{access:?}"
+    );
+}
+
+#[test]
+fn granting_public_replaces_specific_access_and_says_so() {
+    let dir = project();
+    lamina(dir.path())
+        .args(["layer", "add", "shared", "--runtime", "nodejs"])
+        .args(["--access", "account:123456789012", "org:o-abcdefghij"])
+        .assert()
+        .success();
+    let assert = lamina(dir.path())
+        .args(["--json", "layer", "update", "shared", "--access", "public"])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains(
+            "replaces the specific access of account:123456789012",
+        ));
+    let report = json_of(&assert.get_output().stdout);
+    assert_eq!(report["access"], serde_json::json!(["public"]));
+    assert_eq!(report["changed"], true);
+}
+
+#[test]
+fn revoking_access_edits_the_manifest_and_keeps_comments() {
+    let dir = project();
+    lamina(dir.path())
+        .args(["layer", "add", "shared", "--runtime", "nodejs"])
+        .args(["--access", "account:123456789012", "org:o-abcdefghij"])
+        .assert()
+        .success();
+    let path = dir.path().join("lamina.toml");
+    let commented =
+        read(&path).replace("[layers.shared]", "# Shared code.\n[layers.shared]  # ours");
+    std::fs::write(&path, &commented).unwrap();
+
+    lamina(dir.path())
+        .args([
+            "layer",
+            "update",
+            "shared",
+            "--revoke",
+            "org:o-abcdefghij",
+            "account:999999999999",
+        ])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains(
+            "`account:999999999999` had no access",
+        ));
+    let text = read(&path);
+    assert!(
+        text.contains("# Shared code.\n[layers.shared]  # ours"),
+        "{text}"
+    );
+    assert!(
+        text.contains("access = [\"account:123456789012\"]"),
+        "{text}"
+    );
+}
+
+#[test]
+fn layer_update_errors_name_the_value() {
+    let dir = project();
+    lamina(dir.path())
+        .args(["layer", "add", "shared", "--runtime", "nodejs"])
+        .assert()
+        .success();
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["--access", "account:12345678901x"],
+            "`account:12345678901x`",
+        ),
+        (&["--access", "friends"], "`friends`"),
+        (&["--access", "org:o-abc", "org:o-abc"], "`org:o-abc`"),
+        (
+            &["--access", "public", "org:o-abcdefghij"],
+            "`public` cannot be combined",
+        ),
+        (
+            &[
+                "--access",
+                "org:o-abcdefghij",
+                "--revoke",
+                "org:o-abcdefghij",
+            ],
+            "both granted",
+        ),
+        (&[], "nothing to update"),
+    ];
+    for (args, expected) in cases {
+        lamina(dir.path())
+            .args(["layer", "update", "shared"])
+            .args(*args)
+            .assert()
+            .failure()
+            .stderr(predicate::str::contains(*expected));
+    }
+    lamina(dir.path())
+        .args(["layer", "update", "ghost", "--access", "public"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("no layer `ghost`"));
+}
+
+#[test]
+fn cli_edits_keep_the_users_comments() {
+    let dir = project();
+    let path = dir.path().join("lamina.toml");
+    let commented = format!("# Our project.\n{}# end of file\n", read(&path));
+    std::fs::write(&path, &commented).unwrap();
+
+    lamina(dir.path())
+        .args(["layer", "add", "shared", "--runtime", "nodejs"])
+        .assert()
+        .success();
+    lamina(dir.path())
+        .args([
+            "function",
+            "add",
+            "api",
+            "--runtime",
+            "nodejs22.x",
+            "--handler",
+            "index.handler",
+        ])
+        .assert()
+        .success();
+    let text = read(&path);
+    assert!(
+        text.starts_with(&commented.replace("# end of file\n", "")),
+        "{text}"
+    );
+    assert!(
+        text.contains("# or \"aws\"; `lamina push --target` overrides"),
+        "{text}"
+    );
+    assert!(text.contains("# end of file"), "{text}");
+}
+
+#[test]
+fn push_without_a_terminal_or_yes_stops_and_says_to_pass_yes() {
+    let dir = example_project();
+    lamina(dir.path())
+        .arg("push")
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("error: ").and(predicate::str::contains("pass --yes")));
+    assert!(
+        !dir.path().join(".lamina/registry").exists(),
+        "nothing was published"
+    );
+}
+
+#[test]
+fn layer_versions_of_a_layer_never_pushed_is_empty() {
+    let dir = project();
+    lamina(dir.path())
+        .args(["layer", "add", "shared", "--runtime", "nodejs"])
+        .assert()
+        .success();
+    lamina(dir.path())
+        .args(["layer", "versions", "shared"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("no versions"));
+    let assert = lamina(dir.path())
+        .args(["--json", "layer", "versions", "shared"])
+        .assert()
+        .success();
+    assert_eq!(
+        json_of(&assert.get_output().stdout)["versions"],
+        serde_json::json!([])
+    );
+    lamina(dir.path())
+        .args(["layer", "remove", "shared", "--version", "1"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("no version 1"));
+}
+
+#[test]
+fn json_output_is_one_document() {
+    let dir = project();
+    let assert = lamina(dir.path())
+        .args([
+            "--json",
+            "layer",
+            "add",
+            "shared",
+            "--runtime",
+            "nodejs22.x",
+        ])
+        .assert()
+        .success();
+    let added = json_of(&assert.get_output().stdout);
+    assert_eq!(added["name"], "shared");
+    let assert = lamina(dir.path())
+        .args(["--json", "layer", "list"])
+        .assert()
+        .success();
+    let listed = json_of(&assert.get_output().stdout);
+    assert_eq!(listed[0]["runtimes"], serde_json::json!(["nodejs22.x"]));
+}
+
+#[test]
+fn the_bundled_example_is_a_valid_project() {
+    let manifest_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/shop/lamina.toml");
+    let manifest = lamina::manifest::Manifest::load(&manifest_path).unwrap();
+    assert_eq!(manifest.layers.len(), 2);
+    let api: Vec<String> = manifest.functions["api"]
+        .layers
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    let report: Vec<String> = manifest.functions["report"]
+        .layers
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        api.iter().rev().collect::<Vec<_>>(),
+        report.iter().collect::<Vec<_>>()
+    );
+    let link = manifest
+        .root
+        .join("layers/shared/lib/nodejs/node_modules/.bin/format-money");
+    assert!(std::fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+}
+
+// Engine-backed commands. These build real zips and can only pass once the engine is merged.
+
+/// Runs `lamina --json ARGS` in `dir` and returns the document.
+fn json_run(dir: &Path, args: &[&str]) -> Value {
+    let assert = lamina(dir).arg("--json").args(args).assert().success();
+    json_of(&assert.get_output().stdout)
+}
+
+#[test]
+#[ignore = "needs the engine"]
+fn build_reports_every_layer_and_a_warm_run_hashes_nothing() {
+    let dir = example_project();
+    let cold = json_run(dir.path(), &["build"]);
+    let layers = cold["layers"].as_array().unwrap();
+    assert_eq!(layers.len(), 2);
+    for layer in layers {
+        for key in [
+            "layer",
+            "digest",
+            "sha256",
+            "code_sha256",
+            "zip",
+            "entries",
+            "unzipped_bytes",
+        ] {
+            assert!(!layer[key].is_null(), "{key} missing in {layer}");
+        }
+        assert_eq!(layer["status"], "built");
+        assert!(PathBuf::from(layer["zip"].as_str().unwrap()).is_file());
+    }
+    for key in [
+        "files_scanned",
+        "files_hashed",
+        "bytes_hashed",
+        "entries_compressed",
+    ] {
+        assert!(cold["stats"][key].as_u64().is_some(), "stats.{key} missing");
+    }
+
+    let warm = json_run(dir.path(), &["build"]);
+    assert_eq!(warm["stats"]["files_hashed"], 0, "{warm}");
+    assert_eq!(warm["stats"]["entries_compressed"], 0, "{warm}");
+    assert!(warm["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|layer| layer["status"] == "cached"));
+    assert_eq!(warm["layers"][0]["digest"], cold["layers"][0]["digest"]);
+}
+
+#[test]
+fn build_of_an_unknown_layer_fails_naming_the_layers() {
+    let dir = example_project();
+    for command in ["build", "status"] {
+        lamina(dir.path())
+            .args([command, "ghost"])
+            .assert()
+            .failure()
+            .stderr(predicate::str::contains("no layer `ghost`"))
+            .stderr(predicate::str::contains("layers: reporting, shared"));
+    }
+}
+
+#[test]
+#[ignore = "needs the engine"]
+fn build_of_named_layers_builds_only_those() {
+    let dir = example_project();
+    let one = json_run(dir.path(), &["build", "reporting"]);
+    assert_eq!(one["layers"].as_array().unwrap().len(), 1);
+    assert_eq!(one["layers"][0]["layer"], "reporting");
+}
+
+#[test]
+#[ignore = "needs the engine"]
+fn status_lists_what_changed_since_the_last_build() {
+    let dir = example_project();
+    lamina(dir.path()).arg("build").assert().success();
+    lamina(dir.path())
+        .arg("status")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("reporting: unchanged"));
+
+    support::write(
+        dir.path(),
+        "layers/reporting/opt/config/extra.json",
+        b"{}\n",
+    );
+    lamina(dir.path())
+        .args(["status", "--verbose"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("reporting: changed (1 added)"))
+        .stdout(predicate::str::contains("+ config/extra.json"))
+        .stdout(predicate::str::contains("shared: unchanged"));
+    let status = json_run(dir.path(), &["status"]);
+    let reporting = &status["layers"][0];
+    assert_eq!(reporting["status"], "changed");
+    assert_eq!(
+        reporting["changes"]["added"],
+        serde_json::json!(["config/extra.json"])
+    );
+}
+
+#[test]
+#[ignore = "needs the engine"]
+fn push_of_the_example_publishes_once_then_nothing() {
+    let dir = example_project();
+    let first = json_run(dir.path(), &["push", "--yes"]);
+    assert_eq!(first["changed"], true);
+    for layer in first["layers"].as_array().unwrap() {
+        assert_eq!(layer["action"], "published", "{layer}");
+        assert_eq!(layer["version"], 1);
+        assert!(layer["arn"]
+            .as_str()
+            .unwrap()
+            .starts_with("arn:aws:lambda:local:"));
+    }
+    let functions = first["functions"].as_array().unwrap();
+    assert!(functions
+        .iter()
+        .all(|function| function["action"] == "deployed"));
+    let api = functions
+        .iter()
+        .find(|function| function["function"] == "api")
+        .unwrap();
+    let report = functions
+        .iter()
+        .find(|function| function["function"] == "report")
+        .unwrap();
+    let api_layers: Vec<&Value> = api["layers"].as_array().unwrap().iter().collect();
+    let report_layers: Vec<&Value> = report["layers"].as_array().unwrap().iter().rev().collect();
+    assert_eq!(
+        api_layers, report_layers,
+        "the two functions use the layers in opposite orders"
+    );
+
+    lamina(dir.path())
+        .args(["push", "--yes"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("nothing changed"));
+    let second = json_run(dir.path(), &["push", "--yes"]);
+    assert_eq!(second["changed"], false);
+    assert!(second["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|l| l["action"] == "unchanged"));
+    assert_eq!(
+        second["stats"]["files_hashed"], 0,
+        "a warm push reads no file content"
+    );
+}
+
+#[test]
+fn attaching_a_layer_for_another_runtime_warns_at_once() {
+    let dir = project();
+    lamina(dir.path())
+        .args(["layer", "add", "node", "--runtime", "nodejs"])
+        .assert()
+        .success();
+    lamina(dir.path())
+        .args([
+            "function",
+            "add",
+            "report",
+            "--runtime",
+            "python3.12",
+            "--handler",
+            "app.main",
+        ])
+        .args(["--layer", "node@latest"])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains(
+            "warning: layer `node` lists runtimes nodejs22.x, not python3.12",
+        ));
+}
+
+// Version management, on versions published straight into the local registry.
+
+/// Publishes a version of `layer` into the project's local registry as a push would, so that the
+/// version commands can be tested without building anything.
+fn publish_version(dir: &Path, layer: &str, content: &[u8]) -> u64 {
+    use lamina::deploy::local::LocalRegistry;
+    use lamina::deploy::{code_sha256, PublishLayer, Target};
+    use sha2::Digest as _;
+
+    let zip_path = dir.join(format!("{layer}-{}.zip", content.len()));
+    std::fs::write(&zip_path, content).unwrap();
+    let sha256: [u8; 32] = sha2::Sha256::digest(content).into();
+    let mut registry = LocalRegistry::open(dir.join(".lamina/registry")).unwrap();
+    let request = PublishLayer {
+        layer: layer.to_string(),
+        zip_path,
+        code_sha256: code_sha256(&sha256),
+        zip_size: content.len() as u64,
+        description: format!("test version of {layer}"),
+        runtimes: vec!["nodejs22.x".into()],
+        architectures: vec!["x86_64".into()],
+        digest: lamina::digest::Digest(sha256),
+        unzipped_size: 100,
+    };
+    registry.publish_layer_version(&request).unwrap().version
+}
+
+/// A project with layer `shared` (two published versions) and function `api` pinning version 1.
+fn project_with_versions() -> TempDir {
+    let dir = project();
+    lamina(dir.path())
+        .args(["layer", "add", "shared", "--runtime", "nodejs"])
+        .assert()
+        .success();
+    lamina(dir.path())
+        .args([
+            "function",
+            "add",
+            "api",
+            "--runtime",
+            "nodejs22.x",
+            "--handler",
+            "index.handler",
+        ])
+        .args(["--layer", "shared@1"])
+        .assert()
+        .success();
+    assert_eq!(publish_version(dir.path(), "shared", b"one"), 1);
+    assert_eq!(publish_version(dir.path(), "shared", b"two!"), 2);
+    dir
+}
+
+#[test]
+fn layer_versions_lists_versions_and_who_pins_them() {
+    let dir = project_with_versions();
+    let listed = json_run(dir.path(), &["layer", "versions", "shared"]);
+    let versions = listed["versions"].as_array().unwrap();
+    assert_eq!(versions.len(), 2);
+    assert_eq!(versions[0]["version"], 1);
+    assert_eq!(versions[0]["description"], "test version of shared");
+    assert_eq!(versions[0]["used_by"][0]["function"], "api");
+    assert_eq!(versions[0]["used_by"][0]["pinned"], true);
+    assert_eq!(versions[1]["used_by"], serde_json::json!([]));
+
+    lamina(dir.path())
+        .args(["layer", "versions", "shared"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("VERSION").and(predicate::str::contains("api (pinned)")));
+}
+
+#[test]
+fn removing_a_pinned_version_is_refused_naming_the_function() {
+    let dir = project_with_versions();
+    lamina(dir.path())
+        .args(["layer", "remove", "shared", "--version", "1", "--yes"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("pinned by function (`api`)"));
+    let listed = json_run(dir.path(), &["layer", "versions", "shared"]);
+    assert_eq!(
+        listed["versions"].as_array().unwrap().len(),
+        2,
+        "nothing was removed"
+    );
+}
+
+#[test]
+fn removing_versions_needs_yes_without_a_terminal() {
+    let dir = project_with_versions();
+    lamina(dir.path())
+        .args(["layer", "remove", "shared", "--version", "2"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("pass --yes"));
+    assert_eq!(
+        json_run(dir.path(), &["layer", "versions", "shared"])["versions"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+
+    let removed = json_run(
+        dir.path(),
+        &["layer", "remove", "shared", "--version", "2", "--yes"],
+    );
+    assert_eq!(removed["versions"], serde_json::json!([2]));
+    let listed = json_run(dir.path(), &["layer", "versions", "shared"]);
+    assert_eq!(listed["versions"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        publish_version(dir.path(), "shared", b"three"),
+        3,
+        "numbers are not reused"
+    );
+}
+
+#[test]
+fn access_reaches_existing_versions_only_when_asked() {
+    let dir = project_with_versions();
+    let future = json_run(
+        dir.path(),
+        &["layer", "update", "shared", "--access", "public"],
+    );
+    assert_eq!(future["applied"], serde_json::json!([]));
+    let listed = json_run(dir.path(), &["layer", "versions", "shared"]);
+    assert_eq!(listed["versions"][1]["access"]["public"], false);
+
+    let all = json_run(
+        dir.path(),
+        &["layer", "update", "shared", "--apply-to", "all"],
+    );
+    assert_eq!(all["applied"].as_array().unwrap().len(), 2);
+    let listed = json_run(dir.path(), &["layer", "versions", "shared"]);
+    assert_eq!(listed["versions"][0]["access"]["public"], true);
+}
+
+#[test]
+fn switching_a_public_version_to_one_account_revokes_public_on_it() {
+    let dir = project_with_versions();
+    json_run(
+        dir.path(),
+        &[
+            "layer",
+            "update",
+            "shared",
+            "--access",
+            "public",
+            "--apply-to",
+            "latest",
+        ],
+    );
+    let assert = lamina(dir.path())
+        .args([
+            "--json",
+            "layer",
+            "update",
+            "shared",
+            "--access",
+            "account:123456789012",
+        ])
+        .args(["--apply-to", "latest"])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("public access removed"));
+    let report = json_of(&assert.get_output().stdout);
+    let change = &report["applied"][0]["change"];
+    assert_eq!(
+        change["added"],
+        serde_json::json!(["lamina-account-123456789012"])
+    );
+    assert_eq!(change["removed"], serde_json::json!(["lamina-public"]));
+
+    let listed = json_run(dir.path(), &["layer", "versions", "shared"]);
+    let access = &listed["versions"][1]["access"];
+    assert_eq!(access["public"], false, "{access}");
+    assert_eq!(access["accounts"], serde_json::json!(["123456789012"]));
+    assert_eq!(
+        listed["versions"][0]["access"]["public"], false,
+        "version 1 was never public"
+    );
+}
+
+#[test]
+fn apply_to_a_missing_version_fails() {
+    let dir = project_with_versions();
+    lamina(dir.path())
+        .args(["layer", "update", "shared", "--apply-to", "7"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("no version 7"));
+    lamina(dir.path())
+        .args(["layer", "update", "shared", "--apply-to", "newest"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("`newest`"));
+}
