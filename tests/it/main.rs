@@ -1,5 +1,6 @@
 //! lamina's integration tests: one binary, one module per area.
 
+mod cache;
 mod cli;
 mod deploy;
 mod engine;
