@@ -51,6 +51,9 @@ pub enum FingerprintError {
     #[error("Pipfile.lock has no `default` object: regenerate it with `pipenv lock`")]
     NoDefaultSection,
 
+    #[error("package `{package}` in Pipfile.lock is not an object: regenerate the lock")]
+    EntryNotObject { package: String },
+
     #[error("package `{package}` in Pipfile.lock: `{field}` must be {expected}")]
     BadField {
         package: String,
@@ -182,7 +185,11 @@ mod tests {
                 "index": "pypi",
                 "version": "==2.31.0"
             },
-            "idna": {"hashes": ["sha256:ccc"], "version": "==3.6", "markers": "python_version >= '3.5'"}
+            "idna": {
+                "hashes": ["sha256:ccc"],
+                "version": "==3.6",
+                "markers": "python_version >= '3.5'"
+            }
         },
         "develop": {"pytest": {"hashes": ["sha256:ddd"], "version": "==8.0.0"}}
     }"#;

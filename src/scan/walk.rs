@@ -480,45 +480,26 @@ impl<'a> Walker<'a> {
     ) {
         let path = join(&folder.source_path, &listed.name);
         let disk = listed.entry.path();
-        let target = match std::fs::read_link(&disk) {
+        let target = match read_link_target(&disk, &path) {
             Ok(target) => target,
-            Err(error) => return output.problems.push(ScanError::from_io(path, error)),
+            Err(problem) => return output.problems.push(problem),
         };
-        let Some(target) = target.to_str() else {
-            let target = target.to_string_lossy().into_owned();
-            return output
-                .problems
-                .push(ScanError::NonUtf8LinkTarget { path, target });
-        };
-        let target = target.to_owned();
-
         let resolution = match folder.region {
             Region::Source => {
-                let link_folder = relative_to_source(folder);
-                match resolve_inside(&folder.source.disk, link_folder, &target) {
-                    Ok(resolution) => resolution,
-                    Err(error) => {
-                        return output.problems.push(ScanError::Unreadable { path, error });
-                    }
-                }
+                resolve_inside(&folder.source.disk, relative_to_source(folder), &target)
             }
-            Region::Followed => LinkResolution::Leaves,
+            Region::Followed => Ok(LinkResolution::Leaves),
         };
+
         match resolution {
-            LinkResolution::Inside => output.entries.push(ScannedEntry {
+            Ok(LinkResolution::Inside) => output.entries.push(ScannedEntry {
                 zip_path: join(&folder.zip_path, &listed.name),
                 source_path: path,
                 kind: EntryKind::Symlink,
                 stat: Stat::from_metadata(metadata),
                 link_target: Some(target),
             }),
-            LinkResolution::Dangling => {
-                output
-                    .problems
-                    .push(ScanError::DanglingLink { path, target });
-            }
-            LinkResolution::Cycle => output.problems.push(ScanError::LinkCycle { path, target }),
-            LinkResolution::Leaves => {
+            Ok(LinkResolution::Leaves) => {
                 let link = ExternalLink {
                     disk,
                     name: &listed.name,
@@ -527,6 +508,15 @@ impl<'a> Walker<'a> {
                 };
                 self.visit_external_link(scope, folder, link, role, output);
             }
+            Ok(LinkResolution::Dangling) => {
+                output
+                    .problems
+                    .push(ScanError::DanglingLink { path, target });
+            }
+            Ok(LinkResolution::Cycle) => {
+                output.problems.push(ScanError::LinkCycle { path, target });
+            }
+            Err(error) => output.problems.push(ScanError::Unreadable { path, error }),
         }
     }
 
@@ -634,6 +624,19 @@ fn package_dir(
     }
 }
 
+/// A link's target, which must be UTF-8 to be stored or judged.
+fn read_link_target(disk: &std::path::Path, path: &str) -> Result<String, ScanError> {
+    let target =
+        std::fs::read_link(disk).map_err(|error| ScanError::from_io(path.into(), error))?;
+    target
+        .into_os_string()
+        .into_string()
+        .map_err(|target| ScanError::NonUtf8LinkTarget {
+            path: path.into(),
+            target: target.to_string_lossy().into_owned(),
+        })
+}
+
 /// The folder's path below its source folder, "" for the source folder itself.
 fn relative_to_source(folder: &Folder) -> &str {
     let below = &folder.source_path[folder.source.path.len()..];
@@ -700,6 +703,50 @@ mod tests {
         assert_eq!(Role::NodePackage.child("lib"), Role::OwnFiles);
         assert_eq!(Role::NodePackage.child("node_modules"), Role::NodeModules);
         assert_eq!(Role::OwnFiles.child("node_modules"), Role::OwnFiles);
+    }
+
+    /// Lists a folder, deletes what was listed, then visits the listing, as a scan does when
+    /// files are removed between its `readdir` and its `statx`.
+    #[test]
+    fn entries_removed_after_listing_are_vanished() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("opt/gone-folder")).unwrap();
+        std::fs::write(dir.path().join("opt/gone.txt"), b"").unwrap();
+        let excluded = HashSet::new();
+        let walker = Walker::new(&excluded, false, false);
+        let source = Arc::new(Source {
+            path: "opt".into(),
+            disk: dir.path().join("opt"),
+        });
+        let id = FileId::of(&std::fs::metadata(&source.disk).unwrap());
+        let folder = Folder {
+            disk: source.disk.clone(),
+            source_path: "opt".into(),
+            zip_path: String::new(),
+            source,
+            ancestors: Ancestors::push(None, id),
+            region: Region::Source,
+            role: Role::Plain,
+        };
+
+        let mut output = ScanOutput::default();
+        let listing = walker.read_folder(&folder, &mut output);
+        assert_eq!(listing.len(), 2);
+        std::fs::remove_file(dir.path().join("opt/gone.txt")).unwrap();
+        std::fs::remove_dir(dir.path().join("opt/gone-folder")).unwrap();
+        rayon::scope(|scope| walker.visit_all(scope, &folder, listing, Role::Plain, &mut output));
+
+        let mut paths: Vec<_> = output
+            .problems
+            .iter()
+            .map(|problem| match problem {
+                ScanError::Vanished { path } => path.as_str(),
+                other => panic!("{other}"),
+            })
+            .collect();
+        paths.sort();
+        assert_eq!(paths, ["opt/gone-folder", "opt/gone.txt"]);
+        assert!(output.entries.is_empty());
     }
 
     #[test]

@@ -222,9 +222,10 @@ fn symlink_out_of_layer_is_refused() {
              content",
         ]
     );
-    assert!(
-        matches!(&output.problems[0], ScanError::LinkLeavesLayer { folder, .. } if folder == "lib/nodejs")
-    );
+    let ScanError::LinkLeavesLayer { folder, .. } = &output.problems[0] else {
+        panic!()
+    };
+    assert_eq!(folder, "lib/nodejs");
     assert!(!zip_paths(&output).contains(&"nodejs/x"));
 }
 
