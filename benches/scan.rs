@@ -3,8 +3,11 @@
 //! The tree is written once, before measuring, so every run finds its metadata in the page
 //! cache: the figures are the cost of the walk itself (listing, `statx`, link checks, sorting),
 //! not of the disk.
+//!
+//! With `LAMINA_CORPUS` pointing at the corpora built by `../shared/bench/make-corpus.sh`, the
+//! same scans also run on the real `node-large` tree (75k files from `npm ci`).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use lamina::scan::{scan, ScanOptions, SourceMapping};
@@ -27,19 +30,12 @@ fn generate_tree(root: &Path) {
         };
         let folder = node_modules.join(&name);
         std::fs::create_dir_all(&folder).unwrap();
-        std::fs::write(
-            folder.join("package.json"),
-            format!("{{\"name\":\"{name}\"}}"),
-        )
-        .unwrap();
+        std::fs::write(folder.join("package.json"), format!("{{\"name\":\"{name}\"}}")).unwrap();
         for file in 1..FILES_PER_PACKAGE {
             let subfolder = folder.join(["lib", "lib/util", "dist/esm", "dist/cjs"][file % 4]);
             std::fs::create_dir_all(&subfolder).unwrap();
-            std::fs::write(
-                subfolder.join(format!("file-{file}.js")),
-                b"module.exports = 1;\n",
-            )
-            .unwrap();
+            std::fs::write(subfolder.join(format!("file-{file}.js")), b"module.exports = 1;\n")
+                .unwrap();
         }
         let link = bin.join(format!("cli-{package}"));
         std::os::unix::fs::symlink(format!("../{name}/lib/file-4.js"), link).unwrap();
@@ -62,15 +58,46 @@ fn bench_scan(c: &mut Criterion) {
     group.bench_function("scan_stat_mode_20k_files", |b| {
         b.iter(|| scan(dir.path(), &sources, &stat_mode))
     });
-    let manifests = ScanOptions {
-        skip_package_contents: true,
-        ..ScanOptions::default()
-    };
+    let manifests = ScanOptions { skip_package_contents: true, ..ScanOptions::default() };
     group.bench_function("scan_manifests_mode_20k_files", |b| {
         b.iter(|| scan(dir.path(), &sources, &manifests))
     });
     group.finish();
 }
 
-criterion_group!(benches, bench_scan);
+/// The `node-large` layer root (holding `nodejs/`), if the corpus has been built.
+fn node_large_corpus() -> Option<PathBuf> {
+    let root = PathBuf::from(std::env::var_os("LAMINA_CORPUS")?).join("node-large");
+    root.join("nodejs/node_modules").is_dir().then_some(root)
+}
+
+/// The corpus has `nodejs/` at its root, where a layer has `lib/nodejs/`.
+fn bench_scan_corpus(c: &mut Criterion) {
+    let Some(root) = node_large_corpus() else {
+        eprintln!("LAMINA_CORPUS/node-large not built: skipping the corpus benches");
+        return;
+    };
+    let sources = [SourceMapping { source: "nodejs".into(), zip_prefix: "nodejs".into() }];
+    let stat_mode = ScanOptions::default();
+    let output = scan(&root, &sources, &stat_mode);
+    eprintln!(
+        "node-large: {} entries, {} packages, {} problems",
+        output.entries.len(),
+        output.packages.len(),
+        output.problems.len()
+    );
+
+    let mut group = c.benchmark_group("scan");
+    group.sample_size(10);
+    group.bench_function("scan_stat_mode_node_large_75k_files", |b| {
+        b.iter(|| scan(&root, &sources, &stat_mode))
+    });
+    let manifests = ScanOptions { skip_package_contents: true, ..ScanOptions::default() };
+    group.bench_function("scan_manifests_mode_node_large_75k_files", |b| {
+        b.iter(|| scan(&root, &sources, &manifests))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench_scan, bench_scan_corpus);
 criterion_main!(benches);
