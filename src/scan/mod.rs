@@ -1,14 +1,85 @@
-//! Stage 1: list a layer's (or function's) entries with their stat data, in parallel.
+//! Stage 1: list a layer's (or function's) entries with their stat data, in parallel, and find
+//! the packages that fingerprint its dependency trees.
 //!
-//! OWNER NOTE (skeleton): the signatures below are the contract the rest of the engine codes
-//! against; the bodies are filled in by the scan work.
+//! The scan reads names and `lstat` data only, never file content: deciding which files to read
+//! is the cache's job, reading them the engine's. It never prints; problems come back as values.
+//!
+//! # What a scan reports
+//!
+//! Each [`SourceMapping`] names a folder below the root and the zip path prefix its entries get.
+//! A source folder that does not exist is simply absent. For every source that exists the output
+//! holds:
+//!
+//! - an entry for the source folder itself, at its prefix (`nodejs`, `python`); a source mapped
+//!   to the zip root (`opt`) has none, since the zip root is not an entry;
+//! - an entry for every file, folder and symlink below it, with the zip path
+//!   `prefix/relative/path` and the source path `source/relative/path`.
+//!
+//! Entries are sorted by the bytes of their zip path. Folders that two sources bring to the same
+//! zip path (`opt/nodejs/` and `lib/nodejs/`) are one entry, the one whose source path sorts
+//! first; a file or link that two sources bring to the same zip path, or a file in one and a
+//! folder in the other, is a [`ScanError::Collision`] naming both source paths.
+//!
+//! Folders in [`ScanOptions::exclude`] are never entered, whichever path leads to them: they are
+//! compared by device and inode, not by spelling. A source folder that is itself a symlink is
+//! followed, like the layer root.
+//!
+//! # Symlinks
+//!
+//! A link is read; its target must be UTF-8. If the target, resolved component by component
+//! from the link's folder and following the links it meets, stays inside the link's source folder
+//! and exists, the link is an entry of kind [`EntryKind::Symlink`] with the target as read: it
+//! still works in the zip. An absolute target, or one that steps above the source folder, leaves
+//! the layer and is refused ([`ScanError::LinkLeavesLayer`]). With
+//! [`ScanOptions::follow_external`] such a link is stored as what it points to: a file entry
+//! with the target's stat data (its source path stays the link's path; reading it follows the
+//! link), or a folder that is walked as if it were there. Below a followed folder every link is
+//! followed, and entering a folder that is already one of its own ancestors is a
+//! [`ScanError::LinkCycle`]. A link whose target does not exist ([`ScanError::DanglingLink`]) or
+//! that resolves in a cycle ([`ScanError::LinkCycle`]) is refused in either mode.
+//!
+//! # Packages
+//!
+//! A folder directly under a `node_modules` folder, or under `node_modules/@scope/`, that holds a
+//! regular file `package.json` is a node package ([`PackageDir`] of kind [`PackageKind::Node`]);
+//! names that start with '.' (`node_modules/.bin`) are never packages. Nested packages
+//! (`node_modules/a/node_modules/b`) are packages of their own. A package's *own files* are
+//! everything below its folder except its `node_modules` entry; they are one unit, so no package
+//! is looked for among them.
+//!
+//! The source `lib/python` is a Python install ([`PackageKind::Python`]) when it holds a regular
+//! file `Pipfile.lock`; its own files are everything in it except the top-level `Pipfile`,
+//! `Pipfile.lock` and `requirements.txt`.
+//!
+//! With [`ScanOptions::skip_package_contents`] (manifests mode) a package's own files are not
+//! listed: the scan reports the package's folder entry and the stat data of its manifest, then
+//! walks only the package's `node_modules` (for Python: lists only the three top-level files).
+//! [`scan_package`] lists the own files of one such package when the cache has no list for it.
+//! The [`fingerprint`] module turns a manifest's bytes into the package's fingerprint.
+//!
+//! # Problems
+//!
+//! A bad entry never stops the walk: it becomes a [`ScanError`] in [`ScanOutput::problems`],
+//! sorted by path, and the entry is left out (a folder that cannot be listed still has its own
+//! entry). The caller decides what is fatal.
 
+mod error;
+pub mod fingerprint;
+mod link;
+mod walk;
+
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
+use rayon::slice::ParallelSliceMut;
+
+pub use self::error::ScanError;
+use self::walk::{Ancestors, FileId, Folder, Region, Role, Source, Walker, PYTHON_SOURCE};
 use crate::digest::EntryKind;
 
-/// Stat data of one entry, as `lstat` reported it. Only used to decide whether a cached hash may
-/// be reused; never part of a digest.
+/// Stat data of one entry, as `lstat` reported it (`stat` for the target of a followed link).
+/// Only used to decide whether a cached hash may be reused; never part of a digest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Stat {
     pub size: u64,
@@ -22,7 +93,8 @@ pub struct Stat {
 /// One source folder of a layer and where its entries land in the zip.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SourceMapping {
-    /// Folder relative to the layer (or function) root, '/'-separated: `lib/nodejs`.
+    /// Folder relative to the layer (or function) root, '/'-separated: `lib/nodejs`. "" or "."
+    /// is the root itself.
     pub source: String,
     /// Zip path prefix without a trailing '/': `nodejs`, or "" for the zip root.
     pub zip_prefix: String,
@@ -61,7 +133,8 @@ impl SourceMapping {
 pub struct ScanOptions {
     /// Store the content of symlinks that leave the layer instead of refusing them.
     pub follow_external: bool,
-    /// Folders never to enter, wherever they appear (lamina's own `.lamina/`). Absolute paths.
+    /// Folders never to enter, wherever they appear (lamina's own `.lamina/`). Compared by
+    /// device and inode; a path that does not exist excludes nothing.
     pub exclude: Vec<PathBuf>,
     /// Manifests mode: report node packages (and the Python install) without listing their own
     /// files; the engine then splices in a cached list or calls [`scan_package`].
@@ -86,6 +159,9 @@ pub struct ScannedEntry {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PackageDir {
     pub kind: PackageKind,
+    /// The source folder it was found in, relative to the layer root: `lib/nodejs`. Links in
+    /// the package are judged against it.
+    pub source_folder: String,
     /// Folder relative to the layer root: `lib/nodejs/node_modules/@scope/name`.
     pub source_dir: String,
     /// The same folder as a zip path: `nodejs/node_modules/@scope/name`.
@@ -104,30 +180,190 @@ pub enum PackageKind {
     Python,
 }
 
-/// A problem with one entry. The walk goes on; the caller decides what is fatal.
-#[derive(Debug, thiserror::Error)]
-pub enum ScanError {
-    #[error("placeholder")]
-    Placeholder { path: PathBuf },
-}
-
 #[derive(Debug, Default)]
 pub struct ScanOutput {
-    /// Sorted by the bytes of `zip_path`.
+    /// Sorted by the bytes of `zip_path`, no two with the same zip path.
     pub entries: Vec<ScannedEntry>,
+    /// Sorted by `source_dir`.
     pub packages: Vec<PackageDir>,
+    /// Sorted by [`ScanError::path`], then by message.
     pub problems: Vec<ScanError>,
 }
 
-/// Walks `sources` below `root` in parallel.
+/// Walks `sources` below `root` in parallel: see the module documentation.
 pub fn scan(root: &Path, sources: &[SourceMapping], options: &ScanOptions) -> ScanOutput {
-    let _ = (root, sources, options);
-    unimplemented!("scan")
+    let started = std::time::Instant::now();
+    let excluded = excluded_ids(&options.exclude);
+    let walker = Walker::new(&excluded, options.follow_external, options.skip_package_contents);
+    rayon::scope(|scope| {
+        for mapping in sources {
+            start_source(&walker, scope, root, mapping);
+        }
+    });
+
+    let mut output = walker.into_output();
+    let collisions = check_collisions(&mut output.entries);
+    output.problems.extend(collisions);
+    finish(&mut output);
+    tracing::debug!(
+        root = %root.display(),
+        entries = output.entries.len(),
+        packages = output.packages.len(),
+        problems = output.problems.len(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "scanned"
+    );
+    output
 }
 
-/// Lists the own files of one package that [`scan`] skipped (everything below its folder except
-/// its nested `node_modules/`, or for Python everything but the lock files).
+/// Lists the own files of one package that [`scan`] skipped: everything below its folder except
+/// its nested `node_modules/`, or for Python everything but the top-level `Pipfile`,
+/// `Pipfile.lock` and `requirements.txt`. Zip paths are full paths; the package's own folder
+/// entry is not included (the scan reported it), and no packages are reported. Links, exclusion
+/// and problems follow the same rules as [`scan`]; `skip_package_contents` is ignored.
 pub fn scan_package(root: &Path, package: &PackageDir, options: &ScanOptions) -> ScanOutput {
-    let _ = (root, package, options);
-    unimplemented!("scan_package")
+    let excluded = excluded_ids(&options.exclude);
+    let walker = Walker::new(&excluded, options.follow_external, false);
+    match locate_package(root, package) {
+        Ok((region, ancestors)) => {
+            let role = match package.kind {
+                PackageKind::Node => Role::NodePackageOwn,
+                PackageKind::Python => Role::PythonPackageOwn,
+            };
+            let folder = Folder {
+                disk: root.join(&package.source_dir),
+                source_path: package.source_dir.clone(),
+                zip_path: package.zip_dir.clone(),
+                source: Arc::new(source(root, &package.source_folder)),
+                ancestors,
+                region,
+                role,
+            };
+            rayon::scope(|scope| walker.spawn_listing(scope, folder));
+        }
+        Err(error) => walker.report(ScanError::from_io(package.source_dir.clone(), error)),
+    }
+
+    let mut output = walker.into_output();
+    finish(&mut output);
+    output
+}
+
+/// Sorts `entries` by the bytes of their zip path, merges folders that two sources bring to the
+/// same zip path, and returns a [`ScanError::Collision`] for every other pair that shares one
+/// (keeping the entry whose source path sorts first). [`scan`] runs it on its own output; the
+/// engine runs it again after splicing cached package lists into an output.
+pub fn check_collisions(entries: &mut Vec<ScannedEntry>) -> Vec<ScanError> {
+    entries.par_sort_unstable_by(|a, b| {
+        let by_zip_path = a.zip_path.as_bytes().cmp(b.zip_path.as_bytes());
+        by_zip_path.then_with(|| a.source_path.as_bytes().cmp(b.source_path.as_bytes()))
+    });
+    let mut problems = Vec::new();
+    entries.dedup_by(|later, kept| {
+        if later.zip_path != kept.zip_path {
+            return false;
+        }
+        if later.kind != EntryKind::Dir || kept.kind != EntryKind::Dir {
+            problems.push(ScanError::Collision {
+                zip_path: later.zip_path.clone(),
+                first: kept.source_path.clone(),
+                second: later.source_path.clone(),
+            });
+        }
+        true
+    });
+    problems
+}
+
+/// Emits a source folder's entry and starts its walk; a missing source is absent.
+fn start_source<'s>(
+    walker: &'s Walker<'_>,
+    scope: &rayon::Scope<'s>,
+    root: &Path,
+    mapping: &SourceMapping,
+) {
+    let source = Arc::new(source(root, &mapping.source));
+    let metadata = match std::fs::metadata(&source.disk) {
+        Ok(metadata) => metadata,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            tracing::trace!(source = %source.path, "source absent");
+            return;
+        }
+        Err(error) => return walker.report(ScanError::from_io(source.path.clone(), error)),
+    };
+    if !metadata.is_dir() {
+        return walker.report(ScanError::SourceNotFolder { path: source.path.clone() });
+    }
+    let id = FileId::of(&metadata);
+    if walker.is_excluded(id) {
+        tracing::debug!(source = %source.path, "excluded source not entered");
+        return;
+    }
+
+    let role = if source.path == PYTHON_SOURCE { Role::PythonRoot } else { Role::Plain };
+    let folder = Folder {
+        disk: source.disk.clone(),
+        source_path: source.path.clone(),
+        zip_path: mapping.zip_prefix.trim_matches('/').to_owned(),
+        source,
+        ancestors: Ancestors::push(None, id),
+        region: Region::Source,
+        role,
+    };
+    let mut output = ScanOutput::default();
+    walker.start(scope, folder, &metadata, &mut output);
+    walker.append(output);
+}
+
+fn source(root: &Path, path: &str) -> Source {
+    let path = match path.trim_matches('/') {
+        "." => "",
+        path => path,
+    };
+    Source { path: path.to_owned(), disk: root.join(path) }
+}
+
+/// Where a package found by an earlier scan lies now: whether a followed link leads to it (then
+/// links inside it are followed too), and the folders above it for cycle checks.
+fn locate_package(root: &Path, package: &PackageDir) -> std::io::Result<(Region, Arc<Ancestors>)> {
+    let source = source(root, &package.source_folder);
+    let below = package.source_dir.strip_prefix(&source.path).unwrap_or(&package.source_dir);
+
+    let mut disk = source.disk.clone();
+    let mut ancestors = Ancestors::push(None, FileId::of(&std::fs::metadata(&disk)?));
+    let mut region = Region::Source;
+    for component in below.split('/').filter(|component| !component.is_empty()) {
+        disk.push(component);
+        if std::fs::symlink_metadata(&disk)?.is_symlink() {
+            region = Region::Followed;
+        }
+        ancestors = Ancestors::push(Some(ancestors), FileId::of(&std::fs::metadata(&disk)?));
+    }
+    Ok((region, ancestors))
+}
+
+/// The device and inode of every folder to exclude that exists.
+fn excluded_ids(paths: &[PathBuf]) -> HashSet<FileId> {
+    paths
+        .iter()
+        .filter_map(|path| match std::fs::metadata(path) {
+            Ok(metadata) => Some(FileId::of(&metadata)),
+            Err(error) => {
+                tracing::debug!(path = %path.display(), %error, "exclusion ignored");
+                None
+            }
+        })
+        .collect()
+}
+
+/// Puts packages and problems in their documented order (entries are sorted by
+/// [`check_collisions`] or here).
+fn finish(output: &mut ScanOutput) {
+    if !output.entries.is_sorted_by(|a, b| a.zip_path.as_bytes() <= b.zip_path.as_bytes()) {
+        output
+            .entries
+            .par_sort_unstable_by(|a, b| a.zip_path.as_bytes().cmp(b.zip_path.as_bytes()));
+    }
+    output.packages.sort_by(|a, b| a.source_dir.cmp(&b.source_dir));
+    output.problems.sort_by_cached_key(|problem| (problem.path().to_owned(), problem.to_string()));
 }

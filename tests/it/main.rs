@@ -7,3 +7,5 @@ mod engine;
 mod install;
 mod manifest;
 mod support;
+
+mod scan;
