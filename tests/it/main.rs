@@ -1,3 +1,4 @@
 //! lamina's integration tests: one binary, one module per area.
 
+mod pack;
 mod support;
