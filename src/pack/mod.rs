@@ -1,14 +1,85 @@
 //! Stage 4: the reproducible zip writer.
 //!
-//! OWNER NOTE (skeleton): the signatures below are the contract the engine codes against; the
-//! bodies are filled in by the pack work.
+//! [`write_zip`] turns a sorted entry list into a zip whose bytes depend on nothing but the
+//! entries: the same paths, kinds, modes and contents give the same bytes, and so the same
+//! SHA-256, on any machine, in any time zone, under any umask. Nothing is taken from the file
+//! system except the content of files, and that content is checked against the hash the entry
+//! was built with. This module does not scan, hash trees or decide what to build.
+//!
+//! # Specification (pack format [`FORMAT_LABEL`])
+//!
+//! The container follows PKWARE's APPNOTE 6.3. Integers are little-endian.
+//!
+//! * **Order.** One entry per [`Entry`], in the order given, which is the order of the bytes of
+//!   their UTF-8 paths. Each entry is a local file header immediately followed by its data; the
+//!   first is at offset 0 and each starts where the previous one ends. Then the central directory
+//!   (one record per entry, same order), then the end records. No data descriptors, no archive
+//!   comment, no entry comments, no padding.
+//! * **Names.** A file's or symlink's name is its path; a folder's is its path and a `/`.
+//! * **Fields of every local header and central record.** General purpose flags `0x0800` (bit
+//!   11: the name is UTF-8; set on every entry, ASCII names included). Last modification time
+//!   `0x0000` and date `0x0021`: 1980-01-01 00:00:00, never the clock or the file's mtime, and
+//!   no time zone involved. Version needed to extract 20, or 45 when the record carries a zip64
+//!   field. In the central record: version made by `0x032D` (host 3, Unix; APPNOTE 4.5),
+//!   internal attributes 0, disk number 0, external attributes `mode << 16` where mode is
+//!   `0o040755` for a folder, `0o100644` or `0o100755` for a file (from [`Entry::mode`]) and
+//!   `0o120777` for a symlink.
+//! * **Extra fields.** None: no extended timestamps, no uid or gid. The only exception is the
+//!   zip64 extended information field (id `0x0001`), written only when a value does not fit:
+//!   in a local header when either size is 0xFFFFFFFF or more (then it holds both sizes,
+//!   uncompressed first, and both 32-bit fields are 0xFFFFFFFF); in a central record, holding
+//!   in this order the uncompressed size, the compressed size and the local header offset, for
+//!   each of them that is 0xFFFFFFFF or more (its 32-bit field then reads 0xFFFFFFFF).
+//! * **Data.** A folder has none (stored, CRC 0). A symlink's data is its target, stored. A
+//!   file's content is compressed with raw deflate by `flate2` on its `zlib-rs` backend at level
+//!   6, fed in 64 KiB slices and drained through a 64 KiB buffer; when that is not smaller than
+//!   the content, the content is stored instead (method 0). An empty file is therefore always
+//!   stored. The rule looks at the content only, so it cannot make two builds differ.
+//! * **End records.** When there are 65,535 entries or more, or the central directory's size or
+//!   offset is 0xFFFFFFFF or more: a zip64 end of central directory record (version made by
+//!   `0x032D`, needed 45, disks 0, exact counts, size and offset) and its locator (disk 0, total
+//!   disks 1), then the classic end record with the values that do not fit replaced by 0xFFFF or
+//!   0xFFFFFFFF. Otherwise only the classic end record with exact values. No comment.
+//!
+//! # How it is written
+//!
+//! The zip is written to a temporary file in the output folder and renamed to
+//! `<digest hex>.zip` once complete and synced; on any error the temporary file is removed. Its
+//! SHA-256 is computed from the bytes as they are written. Each file is read once: the bytes go
+//! to blake3 (which must give [`Entry::content_hash`], or the build fails with
+//! [`PackError::ContentChanged`]), to CRC-32 and to the compressor. Files are compressed in
+//! parallel and written in order, in batches that bound the memory in use (see `assemble`);
+//! large files are compressed streaming. Only a large file that does not compress is read twice,
+//! since its content must then be stored; the second read is checked as well.
+//!
+//! Given a [`PreviousZip`] written under the same label, entries identical to one of its entries
+//! are copied from it instead of read and compressed again (see `previous`), which gives the same
+//! bytes as a cold build because a local header and its data depend on the entry alone.
+
+mod assemble;
+mod deflate;
+mod format;
+mod previous;
+#[cfg(test)]
+mod tests;
 
 use std::path::{Path, PathBuf};
 
-use crate::digest::{Digest, Entry};
-use crate::progress::Progress;
+use tracing::{debug, warn};
 
-/// Names the zip format and compressor; part of every digest.
+use crate::digest::{Digest, Entry, EntryKind};
+use crate::progress::Progress;
+use assemble::{AssembleError, Limits, Written};
+use previous::{Previous, Unusable};
+
+/// Names the zip format and compressor; part of every digest and the key of every reuse of
+/// compressed bytes.
+///
+/// It must change whenever the same entries could give different zip bytes: any rule of the
+/// specification above, the deflate level, or the deflate implementation or its version when its
+/// output changes. The test `pinned_entries_give_the_pinned_zip` fails in that last case (for
+/// example when another crate switches flate2 to a C zlib), and is then updated together with
+/// this label.
 pub const FORMAT_LABEL: &str = "zip-v1 deflate zlib-rs level-6";
 
 /// One entry to write, with where its content is on disk.
@@ -23,27 +94,79 @@ pub struct PackEntry {
 #[derive(Debug, Clone)]
 pub struct PreviousZip {
     pub path: PathBuf,
+    /// Its entries, sorted by path, as it was built from.
     pub entries: Vec<Entry>,
+    /// The [`FORMAT_LABEL`] it was written with; nothing is reused from another format.
+    pub format: String,
 }
 
+/// What [`write_zip`] wrote.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PackOutcome {
+    /// `<out_dir>/<digest hex>.zip`.
     pub path: PathBuf,
+    /// SHA-256 of the zip file.
     pub sha256: [u8; 32],
+    /// Size of the zip file in bytes.
     pub size: u64,
+    /// Entries in the zip: files, folders and symlinks.
     pub entries: u64,
+    /// Sum of the sizes of the files.
     pub unzipped_bytes: u64,
+    /// Files read from disk and packed in this run (deflated, or stored when that was smaller).
     pub entries_compressed: u64,
+    /// Files whose compressed bytes were copied from the previous zip. Folders and symlinks are
+    /// counted in neither.
     pub entries_reused: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum PackError {
-    #[error("placeholder")]
-    Placeholder,
+    #[error("could not read `{path}`: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("`{path}` changed after it was hashed; run the build again")]
+    ContentChanged { path: PathBuf },
+    #[error("could not compress `{path}`: {source}")]
+    Deflate {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("could not create a temporary file in `{dir}`: {source}")]
+    Spill {
+        dir: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("could not create the output folder `{dir}`: {source}")]
+    CreateDir {
+        dir: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("could not write `{zip}`: {source}")]
+    Write {
+        zip: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("could not rename the finished zip to `{zip}`: {source}")]
+    Persist {
+        zip: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the file entry `{zip_path}` has no disk path to read its content from")]
+    NoDiskPath { zip_path: String },
+    #[error("the path `{zip_path}` is longer than the 65,535 bytes a zip name can hold")]
+    NameTooLong { zip_path: String },
 }
 
-/// Writes the zip of `entries` (sorted by path) to `<out_dir>/<digest>.zip` atomically.
+/// Writes the zip of `entries` (sorted by path) to `<out_dir>/<digest>.zip` atomically, reusing
+/// the compressed entries of `previous` where they are identical.
+///
+/// A `previous` zip that is missing, damaged or of another format is logged and ignored.
+///
+/// # Panics
+/// In debug builds, if the entries are not strictly sorted by path: the caller owns that.
 pub fn write_zip(
     out_dir: &Path,
     digest: &Digest,
@@ -51,6 +174,153 @@ pub fn write_zip(
     previous: Option<&PreviousZip>,
     progress: &dyn Progress,
 ) -> Result<PackOutcome, PackError> {
-    let _ = (out_dir, digest, entries, previous, progress);
-    unimplemented!()
+    write_zip_with(
+        out_dir,
+        digest,
+        entries,
+        previous,
+        progress,
+        &Limits::DEFAULT,
+    )
+}
+
+fn write_zip_with(
+    out_dir: &Path,
+    digest: &Digest,
+    entries: &[PackEntry],
+    previous: Option<&PreviousZip>,
+    progress: &dyn Progress,
+    limits: &Limits,
+) -> Result<PackOutcome, PackError> {
+    debug_assert!(
+        entries
+            .windows(2)
+            .all(|pair| pair[0].entry.path.as_bytes() < pair[1].entry.path.as_bytes()),
+        "entries must be sorted by path without duplicates"
+    );
+    check_entries(entries)?;
+    fs_err::create_dir_all(out_dir).map_err(|source| PackError::CreateDir {
+        dir: out_dir.to_path_buf(),
+        source,
+    })?;
+    let zip_path = out_dir.join(format!("{}.zip", digest.to_hex()));
+
+    let written = write_reusing(out_dir, &zip_path, entries, previous, limits, progress)?;
+
+    debug!(
+        zip = %zip_path.display(),
+        size = written.size,
+        compressed = written.entries_compressed,
+        reused = written.entries_reused,
+        "zip written"
+    );
+    Ok(PackOutcome {
+        path: zip_path,
+        sha256: written.sha256,
+        size: written.size,
+        entries: entries.len() as u64,
+        unzipped_bytes: unzipped_bytes(entries),
+        entries_compressed: written.entries_compressed,
+        entries_reused: written.entries_reused,
+    })
+}
+
+/// Writes the zip, reusing what `previous` offers; if the previous zip turns out to be damaged
+/// midway, writes it again without.
+fn write_reusing(
+    out_dir: &Path,
+    zip_path: &Path,
+    entries: &[PackEntry],
+    previous: Option<&PreviousZip>,
+    limits: &Limits,
+    progress: &dyn Progress,
+) -> Result<Written, PackError> {
+    let usable = previous.and_then(open_previous);
+    let reason = match attempt(out_dir, zip_path, entries, usable, limits, progress) {
+        Ok(written) => return Ok(written),
+        Err(AssembleError::Pack(error)) => return Err(error),
+        Err(AssembleError::Previous(reason)) => reason,
+    };
+    let previous_path = previous.map(|previous| previous.path.display().to_string());
+    warn!(previous = previous_path, %reason, "previous zip dropped midway; building cold");
+    // TODO: progress counts the entries of the dropped attempt twice; a rare path, not worth a
+    // way to rewind the progress bar.
+    attempt(out_dir, zip_path, entries, None, limits, progress).map_err(|error| match error {
+        AssembleError::Pack(error) => error,
+        AssembleError::Previous(_) => unreachable!("an attempt without a previous zip"),
+    })
+}
+
+fn unzipped_bytes(entries: &[PackEntry]) -> u64 {
+    let files = entries.iter().filter(|e| e.entry.kind == EntryKind::File);
+    files.map(|e| e.entry.size).sum()
+}
+
+/// Refuses, before anything is written, entries that cannot be packed.
+fn check_entries(entries: &[PackEntry]) -> Result<(), PackError> {
+    for pack_entry in entries {
+        let entry = &pack_entry.entry;
+        if format::zip_name(entry).len() > usize::from(u16::MAX) {
+            return Err(PackError::NameTooLong {
+                zip_path: entry.path.clone(),
+            });
+        }
+        if entry.kind == EntryKind::File && pack_entry.disk_path.is_none() {
+            return Err(PackError::NoDiskPath {
+                zip_path: entry.path.clone(),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn open_previous(zip: &PreviousZip) -> Option<Previous<'_>> {
+    match Previous::open(zip) {
+        Ok(previous) => Some(previous),
+        Err(reason @ Unusable::Format { .. }) => {
+            debug!(previous = %zip.path.display(), %reason, "previous zip not reused");
+            None
+        }
+        Err(reason) => {
+            warn!(previous = %zip.path.display(), %reason, "previous zip not reused");
+            None
+        }
+    }
+}
+
+/// Writes the zip once, into a temporary file renamed to `zip_path` on success.
+fn attempt(
+    out_dir: &Path,
+    zip_path: &Path,
+    entries: &[PackEntry],
+    previous: Option<Previous<'_>>,
+    limits: &Limits,
+    progress: &dyn Progress,
+) -> Result<Written, AssembleError> {
+    let temp = tempfile::Builder::new()
+        .prefix(".lamina-tmp-")
+        .suffix(".zip")
+        .tempfile_in(out_dir)
+        .map_err(|source| PackError::Spill {
+            dir: out_dir.to_path_buf(),
+            source,
+        })?;
+    let written = assemble::assemble(
+        temp.as_file(),
+        zip_path,
+        entries,
+        previous,
+        limits,
+        progress,
+    )?;
+    let write_error = |source| PackError::Write {
+        zip: zip_path.to_path_buf(),
+        source,
+    };
+    temp.as_file().sync_all().map_err(write_error)?;
+    temp.persist(zip_path).map_err(|error| PackError::Persist {
+        zip: zip_path.to_path_buf(),
+        source: error.error,
+    })?;
+    Ok(written)
 }

@@ -6,6 +6,6 @@ mod deploy;
 mod engine;
 mod install;
 mod manifest;
-mod support;
-
+mod pack;
 mod scan;
+mod support;

@@ -1,0 +1,387 @@
+//! Parallel compression with ordered assembly, in batches of bounded size.
+//!
+//! The entries are cut into batches of at most [`Limits::batch_bytes`] bytes of file content
+//! held in memory (and at most [`Limits::batch_entries`] entries). The files of a batch are read
+//! and compressed on the rayon pool, in any order, and collected in entry order; meanwhile the
+//! previous batch is written to the zip on another worker, entry by entry, in order. So at most
+//! two batches are in memory at once, whatever the size of the tree, and the zip is written
+//! front to back without a seek, which lets the SHA-256 follow the bytes as they are written.
+//!
+//! Files larger than [`Limits::in_memory_max`] never sit whole in memory: they are compressed
+//! into an anonymous temporary file beside the zip and copied from there in their turn.
+//!
+//! The first error of a batch ends the build: the files of one zip are all or nothing.
+
+use std::fs::File;
+use std::io::{self, BufWriter, Read, Write};
+use std::ops::Range;
+use std::path::Path;
+
+use rayon::prelude::*;
+use sha2::{Digest as _, Sha256};
+
+use super::deflate::{self, Packed};
+use super::format::{self, CentralDirectory, DataInfo};
+use super::previous::{CopyError, Previous, Unusable};
+use super::{PackEntry, PackError};
+use crate::digest::EntryKind;
+use crate::progress::Progress;
+
+/// Bounds on memory, and the size above which a file is compressed streaming.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Limits {
+    /// Files larger than this are compressed streaming, through a temporary file.
+    pub in_memory_max: u64,
+    /// File content read into memory per batch.
+    pub batch_bytes: u64,
+    /// Entries per batch.
+    pub batch_entries: usize,
+}
+
+impl Limits {
+    pub(super) const DEFAULT: Limits = Limits {
+        in_memory_max: 16 << 20,
+        batch_bytes: 32 << 20,
+        batch_entries: 8192,
+    };
+}
+
+/// How an entry gets its bytes.
+#[derive(Debug, Clone, Copy)]
+enum Plan {
+    /// Copied from the previous zip: its entry at this index.
+    Reuse(usize),
+    /// Written from the entry alone: a folder or a symlink.
+    Generate,
+    InMemory,
+    Streaming,
+}
+
+/// What an attempt to write the zip ended with.
+pub(super) enum AssembleError {
+    Pack(PackError),
+    /// The previous zip turned out to be damaged while it was copied from.
+    Previous(Unusable),
+}
+
+impl From<PackError> for AssembleError {
+    fn from(error: PackError) -> AssembleError {
+        AssembleError::Pack(error)
+    }
+}
+
+/// What the zip holds, once written.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Written {
+    pub sha256: [u8; 32],
+    pub size: u64,
+    pub entries_compressed: u64,
+    pub entries_reused: u64,
+}
+
+/// Writes the zip of `entries` to `file`, reusing entries of `previous` where they match.
+pub(super) fn assemble(
+    file: &File,
+    zip_path: &Path,
+    entries: &[PackEntry],
+    previous: Option<Previous<'_>>,
+    limits: &Limits,
+    progress: &dyn Progress,
+) -> Result<Written, AssembleError> {
+    let plans = plan(entries, previous.as_ref(), limits);
+    let spill_dir = zip_path.parent().unwrap_or(Path::new("."));
+    let mut writer = OrderedWriter::new(file, zip_path, previous, entries.len());
+
+    let mut pending: Option<(Range<usize>, Vec<Packed>)> = None;
+    for batch in batches(entries, &plans, limits) {
+        let (packed, written) = rayon::join(
+            || pack_batch(entries, &plans, batch.clone(), spill_dir),
+            || match pending.take() {
+                Some((range, packed)) => writer.write_batch(entries, range, packed, progress),
+                None => Ok(()),
+            },
+        );
+        written?;
+        pending = Some((batch, packed?));
+    }
+    if let Some((range, packed)) = pending {
+        writer.write_batch(entries, range, packed, progress)?;
+    }
+    Ok(writer.finish(entries)?)
+}
+
+fn plan(entries: &[PackEntry], previous: Option<&Previous<'_>>, limits: &Limits) -> Vec<Plan> {
+    let matches = previous.map(|previous| previous.matches(entries));
+    let matched = |index: usize| matches.as_ref().and_then(|matches| matches[index]);
+    entries
+        .iter()
+        .enumerate()
+        .map(
+            |(index, pack_entry)| match (matched(index), pack_entry.entry.kind) {
+                (Some(previous_index), _) => Plan::Reuse(previous_index),
+                (None, EntryKind::Dir | EntryKind::Symlink) => Plan::Generate,
+                (None, EntryKind::File) if pack_entry.entry.size > limits.in_memory_max => {
+                    Plan::Streaming
+                }
+                (None, EntryKind::File) => Plan::InMemory,
+            },
+        )
+        .collect()
+}
+
+/// Cuts the entries into consecutive ranges within the limits. A range always holds at least one
+/// entry, so one file larger than the byte limit is a batch of its own.
+fn batches(entries: &[PackEntry], plans: &[Plan], limits: &Limits) -> Vec<Range<usize>> {
+    let mut batches = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (index, plan) in plans.iter().enumerate() {
+        let cost = match plan {
+            Plan::InMemory => entries[index].entry.size,
+            Plan::Reuse(_) | Plan::Generate | Plan::Streaming => 0,
+        };
+        let is_full = bytes + cost > limits.batch_bytes || index - start >= limits.batch_entries;
+        if is_full && index > start {
+            batches.push(start..index);
+            (start, bytes) = (index, 0);
+        }
+        bytes += cost;
+    }
+    if start < plans.len() {
+        batches.push(start..plans.len());
+    }
+    batches
+}
+
+fn pack_batch(
+    entries: &[PackEntry],
+    plans: &[Plan],
+    range: Range<usize>,
+    spill_dir: &Path,
+) -> Result<Vec<Packed>, PackError> {
+    range
+        .into_par_iter()
+        .map(|index| pack_one(&entries[index], plans[index], spill_dir))
+        .collect()
+}
+
+fn pack_one(pack_entry: &PackEntry, plan: Plan, spill_dir: &Path) -> Result<Packed, PackError> {
+    let entry = &pack_entry.entry;
+    let disk_path = || {
+        pack_entry
+            .disk_path
+            .as_deref()
+            .ok_or_else(|| PackError::NoDiskPath {
+                zip_path: entry.path.clone(),
+            })
+    };
+    match plan {
+        Plan::Reuse(previous_index) => Ok(Packed::Reused { previous_index }),
+        Plan::Generate => {
+            let content = entry.link_target.clone().unwrap_or_default().into_bytes();
+            Ok(Packed::Memory {
+                data: DataInfo::stored(&content),
+                bytes: content,
+            })
+        }
+        Plan::InMemory => deflate::pack_in_memory(entry, disk_path()?),
+        Plan::Streaming => deflate::pack_streaming(entry, disk_path()?, spill_dir),
+    }
+}
+
+/// Writes entries in order and keeps what the central directory needs.
+struct OrderedWriter<'a> {
+    out: HashingWriter<'a>,
+    previous: Option<Previous<'a>>,
+    /// For each entry written so far: its data and the offset of its local header.
+    records: Vec<(DataInfo, u64)>,
+    header: Vec<u8>,
+    entries_compressed: u64,
+    entries_reused: u64,
+}
+
+impl<'a> OrderedWriter<'a> {
+    fn new(
+        file: &'a File,
+        zip_path: &'a Path,
+        previous: Option<Previous<'a>>,
+        count: usize,
+    ) -> Self {
+        OrderedWriter {
+            out: HashingWriter::new(file, zip_path),
+            previous,
+            records: Vec::with_capacity(count),
+            header: Vec::new(),
+            entries_compressed: 0,
+            entries_reused: 0,
+        }
+    }
+
+    fn write_batch(
+        &mut self,
+        entries: &[PackEntry],
+        range: Range<usize>,
+        packed: Vec<Packed>,
+        progress: &dyn Progress,
+    ) -> Result<(), AssembleError> {
+        for (pack_entry, packed) in entries[range].iter().zip(packed) {
+            self.write_entry(pack_entry, packed)?;
+            progress.advance(1);
+        }
+        Ok(())
+    }
+
+    fn write_entry(&mut self, pack_entry: &PackEntry, packed: Packed) -> Result<(), AssembleError> {
+        let entry = &pack_entry.entry;
+        let offset = self.out.position;
+        let is_file = entry.kind == EntryKind::File;
+        let data = match packed {
+            Packed::Reused { previous_index } => {
+                let previous = self
+                    .previous
+                    .as_mut()
+                    .expect("reuse is planned only with a previous zip");
+                let out = &mut self.out;
+                let data = previous
+                    .copy(previous_index, |bytes| out.write(bytes))
+                    .map_err(|error| match error {
+                        CopyError::Previous(reason) => AssembleError::Previous(reason),
+                        CopyError::Emit(error) => AssembleError::Pack(error),
+                    })?;
+                self.entries_reused += u64::from(is_file);
+                data
+            }
+            Packed::Memory { data, bytes } => {
+                self.write_header(entry, &data)?;
+                self.out.write(&bytes)?;
+                self.entries_compressed += u64::from(is_file);
+                data
+            }
+            Packed::Spilled { data, spill } => {
+                self.write_header(entry, &data)?;
+                self.out
+                    .copy_from(spill.take(data.compressed_size), pack_entry)?;
+                self.entries_compressed += 1;
+                data
+            }
+            Packed::StoredFromDisk { data } => {
+                self.write_header(entry, &data)?;
+                let path = pack_entry
+                    .disk_path
+                    .as_deref()
+                    .expect("a streamed file has a disk path");
+                deflate::copy_stored_from_disk(entry, path, &data, |bytes| self.out.write(bytes))?;
+                self.entries_compressed += 1;
+                data
+            }
+        };
+        self.records.push((data, offset));
+        Ok(())
+    }
+
+    fn write_header(
+        &mut self,
+        entry: &crate::digest::Entry,
+        data: &DataInfo,
+    ) -> Result<(), PackError> {
+        self.header.clear();
+        format::local_header(&mut self.header, &format::zip_name(entry), data);
+        self.out.write(&self.header)
+    }
+
+    /// Writes the central directory and end records, and returns what was written.
+    fn finish(mut self, entries: &[PackEntry]) -> Result<Written, PackError> {
+        let offset = self.out.position;
+        let mut buffer = Vec::with_capacity(1 << 20);
+        for (pack_entry, (data, entry_offset)) in entries.iter().zip(&self.records) {
+            let entry = &pack_entry.entry;
+            let mode = format::unix_mode(entry);
+            format::central_header(
+                &mut buffer,
+                &format::zip_name(entry),
+                mode,
+                data,
+                *entry_offset,
+            );
+            if buffer.len() >= 1 << 20 {
+                self.out.write(&buffer)?;
+                buffer.clear();
+            }
+        }
+        self.out.write(&buffer)?;
+        let directory = CentralDirectory {
+            entries: entries.len() as u64,
+            offset,
+            size: self.out.position - offset,
+        };
+        buffer.clear();
+        format::end_records(&mut buffer, &directory);
+        self.out.write(&buffer)?;
+        let (sha256, size) = self.out.finish()?;
+        Ok(Written {
+            sha256,
+            size,
+            entries_compressed: self.entries_compressed,
+            entries_reused: self.entries_reused,
+        })
+    }
+}
+
+/// Writes the zip front to back through a buffer, hashing every byte on its way.
+struct HashingWriter<'a> {
+    inner: BufWriter<&'a File>,
+    path: &'a Path,
+    sha256: Sha256,
+    position: u64,
+}
+
+impl<'a> HashingWriter<'a> {
+    fn new(file: &'a File, path: &'a Path) -> HashingWriter<'a> {
+        HashingWriter {
+            inner: BufWriter::with_capacity(1 << 20, file),
+            path,
+            sha256: Sha256::new(),
+            position: 0,
+        }
+    }
+
+    fn write(&mut self, bytes: &[u8]) -> Result<(), PackError> {
+        self.sha256.update(bytes);
+        self.position += bytes.len() as u64;
+        self.inner
+            .write_all(bytes)
+            .map_err(|source| self.error(source))
+    }
+
+    /// Copies a spilled entry into the zip.
+    fn copy_from(
+        &mut self,
+        mut source: impl Read,
+        pack_entry: &PackEntry,
+    ) -> Result<(), PackError> {
+        let mut buffer = vec![0; 1 << 20];
+        loop {
+            let count = match source.read(&mut buffer) {
+                Ok(0) => return Ok(()),
+                Ok(count) => count,
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+                Err(source) => {
+                    let path = pack_entry.disk_path.clone().unwrap_or_default();
+                    return Err(PackError::Deflate { path, source });
+                }
+            };
+            self.write(&buffer[..count])?;
+        }
+    }
+
+    fn finish(mut self) -> Result<([u8; 32], u64), PackError> {
+        self.inner.flush().map_err(|source| self.error(source))?;
+        Ok((self.sha256.finalize().into(), self.position))
+    }
+
+    fn error(&self, source: io::Error) -> PackError {
+        PackError::Write {
+            zip: self.path.to_path_buf(),
+            source,
+        }
+    }
+}

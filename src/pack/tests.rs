@@ -1,0 +1,201 @@
+//! Tests of the writer's internal paths: the streaming path and batch boundaries must not change
+//! a single byte. Tests that read zips with other tools are in `tests/it/pack.rs`.
+
+use std::path::Path;
+
+use super::*;
+use crate::progress::NoProgress;
+
+/// Writes `files` (path, content, mode) below `root` and lists them as sorted entries.
+fn entries(root: &Path, files: &[(&str, Vec<u8>, u32)]) -> Vec<PackEntry> {
+    let mut entries: Vec<PackEntry> = files
+        .iter()
+        .map(|(path, content, mode)| {
+            let disk_path = root.join(path);
+            fs_err::create_dir_all(disk_path.parent().unwrap()).unwrap();
+            fs_err::write(&disk_path, content).unwrap();
+            let hash = blake3::hash(content);
+            let entry = Entry::file(*path, *mode, content.len() as u64, hash);
+            PackEntry {
+                entry,
+                disk_path: Some(disk_path),
+            }
+        })
+        .collect();
+    entries.push(PackEntry {
+        entry: Entry::dir("lib"),
+        disk_path: None,
+    });
+    entries.push(PackEntry {
+        entry: Entry::symlink("lib/link", "a.js"),
+        disk_path: None,
+    });
+    entries.sort_by(|a, b| a.entry.path.as_bytes().cmp(b.entry.path.as_bytes()));
+    entries
+}
+
+fn text(len: usize) -> Vec<u8> {
+    (0..len)
+        .map(|i| b"lorem ipsum dolor sit amet, \n"[i % 29] ^ ((i / 4093) % 3) as u8)
+        .collect()
+}
+
+fn noise(len: usize) -> Vec<u8> {
+    let mut state = 0x9E37_79B9_7F4A_7C15_u64;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 32) as u8
+        })
+        .collect()
+}
+
+fn sample(root: &Path) -> Vec<PackEntry> {
+    entries(
+        root,
+        &[
+            ("lib/a.js", text(3 << 20), 0o644),
+            ("lib/b.bin", noise(1 << 20), 0o644),
+            ("lib/c.js", text(70_000), 0o755),
+            ("lib/empty", Vec::new(), 0o644),
+            ("lib/small.js", text(500), 0o644),
+        ],
+    )
+}
+
+fn zip_with(out_dir: &Path, entries: &[PackEntry], limits: &Limits) -> (PackOutcome, Vec<u8>) {
+    let digest = Digest([7; 32]);
+    let outcome = write_zip_with(out_dir, &digest, entries, None, &NoProgress, limits).unwrap();
+    let bytes = fs_err::read(&outcome.path).unwrap();
+    (outcome, bytes)
+}
+
+#[test]
+fn streaming_path_writes_the_bytes_of_the_memory_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let entries = sample(&dir.path().join("tree"));
+    let (_, in_memory) = zip_with(&dir.path().join("memory"), &entries, &Limits::DEFAULT);
+    let streaming = Limits {
+        in_memory_max: 1000,
+        ..Limits::DEFAULT
+    };
+    let (outcome, streamed) = zip_with(&dir.path().join("streaming"), &entries, &streaming);
+    assert_eq!(streamed, in_memory);
+    assert_eq!(outcome.entries_compressed, 5);
+}
+
+#[test]
+fn batch_boundaries_do_not_change_the_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let entries = sample(&dir.path().join("tree"));
+    let (_, whole) = zip_with(&dir.path().join("whole"), &entries, &Limits::DEFAULT);
+    for limits in [
+        Limits {
+            batch_bytes: 1,
+            ..Limits::DEFAULT
+        },
+        Limits {
+            batch_entries: 2,
+            ..Limits::DEFAULT
+        },
+        Limits {
+            in_memory_max: 100_000,
+            batch_bytes: 80_000,
+            batch_entries: 3,
+        },
+    ] {
+        let (_, batched) = zip_with(&dir.path().join("batched"), &entries, &limits);
+        assert_eq!(batched, whole, "{limits:?}");
+    }
+}
+
+#[test]
+fn a_streamed_file_that_changed_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let entries = sample(&dir.path().join("tree"));
+    let changed = entries
+        .iter()
+        .find(|e| e.entry.path == "lib/b.bin")
+        .unwrap();
+    let changed_path = changed.disk_path.clone().unwrap();
+    let mut content = fs_err::read(&changed_path).unwrap();
+    content[500_000] ^= 1;
+    fs_err::write(&changed_path, content).unwrap();
+
+    let out = dir.path().join("out");
+    let limits = Limits {
+        in_memory_max: 1000,
+        ..Limits::DEFAULT
+    };
+    let result = write_zip_with(&out, &Digest([1; 32]), &entries, None, &NoProgress, &limits);
+    assert!(
+        matches!(&result, Err(PackError::ContentChanged { path }) if *path == changed_path),
+        "{result:?}"
+    );
+    assert_eq!(
+        fs_err::read_dir(&out).unwrap().count(),
+        0,
+        "a file was left behind"
+    );
+}
+
+#[test]
+fn no_entries_give_an_empty_zip() {
+    let dir = tempfile::tempdir().unwrap();
+    let (outcome, bytes) = zip_with(dir.path(), &[], &Limits::DEFAULT);
+    assert_eq!(bytes, b"PK\x05\x06\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0");
+    assert_eq!((outcome.entries, outcome.size), (0, 22));
+}
+
+#[test]
+fn a_file_entry_without_disk_path_is_refused_before_writing() {
+    let dir = tempfile::tempdir().unwrap();
+    let entry = Entry::file("a", 0o644, 1, blake3::hash(b"a"));
+    let entries = [PackEntry {
+        entry,
+        disk_path: None,
+    }];
+    let result = write_zip(dir.path(), &Digest([1; 32]), &entries, None, &NoProgress);
+    assert!(
+        matches!(result, Err(PackError::NoDiskPath { .. })),
+        "{result:?}"
+    );
+}
+
+#[test]
+fn a_zip_from_this_writer_is_accepted_as_previous() {
+    let dir = tempfile::tempdir().unwrap();
+    let entries = sample(&dir.path().join("tree"));
+    let (outcome, bytes) = zip_with(&dir.path().join("out"), &entries, &Limits::DEFAULT);
+    let previous = PreviousZip {
+        path: outcome.path,
+        entries: entries.iter().map(|e| e.entry.clone()).collect(),
+        format: FORMAT_LABEL.to_string(),
+    };
+    let opened = Previous::open(&previous);
+    assert!(opened.is_ok(), "{}", opened.err().unwrap());
+    let mut opened = opened.unwrap();
+    let matches = opened.matches(&entries);
+    assert!(matches
+        .iter()
+        .enumerate()
+        .all(|(index, found)| *found == Some(index)));
+
+    let mut copied = Vec::new();
+    for index in (0..entries.len()).rev() {
+        let copy = opened.copy(index, |bytes| {
+            copied.extend_from_slice(bytes);
+            Ok::<_, ()>(())
+        });
+        assert!(copy.is_ok(), "{:?}", copy.err());
+    }
+    let end = bytes.len() - 22;
+    let directory_offset = u32::from_le_bytes(bytes[end + 16..end + 20].try_into().unwrap());
+    assert_eq!(
+        copied.len(),
+        directory_offset as usize,
+        "every local header and its data"
+    );
+}
