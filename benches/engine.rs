@@ -24,13 +24,15 @@ fn generate(root: &Path) {
         let manifest = format!("{{\"name\":\"pkg-{package}\",\"version\":\"1.0.{package}\"}}");
         std::fs::write(dir.join("package.json"), manifest).unwrap();
         for file in 0..FILES_PER_PACKAGE {
-            let body = format!("module.exports = {{ id: {file}, package: {package} }};\n").repeat(40);
+            let body =
+                format!("module.exports = {{ id: {file}, package: {package} }};\n").repeat(40);
             std::fs::write(dir.join("lib").join(format!("f{file}.js")), body).unwrap();
         }
     }
     for entry in walk(root) {
         let file = std::fs::File::options().write(true).open(entry).unwrap();
-        file.set_times(std::fs::FileTimes::new().set_modified(past)).unwrap();
+        file.set_times(std::fs::FileTimes::new().set_modified(past))
+            .unwrap();
     }
 }
 
@@ -67,13 +69,21 @@ impl Fixture {
             root: layer,
             sources: SourceMapping::layer(),
         };
-        Fixture { _dir: dir, project, subject }
+        Fixture {
+            _dir: dir,
+            project,
+            subject,
+        }
     }
 
     fn run(&self, mode: FingerprintMode, status_only: bool) -> build::BuildReport {
         let state = StateDir::new(&self.project);
         let mut cache = Cache::open(&state.cache_db()).unwrap();
-        let options = BuildOptions { mode, status_only, ..BuildOptions::default() };
+        let options = BuildOptions {
+            mode,
+            status_only,
+            ..BuildOptions::default()
+        };
         build::build(&state, &mut cache, &self.subject, &options, &NoProgress).unwrap()
     }
 
@@ -89,7 +99,11 @@ fn engine(c: &mut Criterion) {
     group.sample_size(10);
 
     group.bench_function(format!("build_cold_{files}_files"), |b| {
-        b.iter_batched(|| fixture.forget(), |()| fixture.run(FingerprintMode::Stat, false), BatchSize::PerIteration)
+        b.iter_batched(
+            || fixture.forget(),
+            |()| fixture.run(FingerprintMode::Stat, false),
+            BatchSize::PerIteration,
+        )
     });
 
     fixture.run(FingerprintMode::Stat, false);
@@ -100,7 +114,10 @@ fn engine(c: &mut Criterion) {
         b.iter(|| fixture.run(FingerprintMode::Manifests, true))
     });
 
-    let target = fixture.subject.root.join("lib/nodejs/node_modules/pkg-7/lib/f3.js");
+    let target = fixture
+        .subject
+        .root
+        .join("lib/nodejs/node_modules/pkg-7/lib/f3.js");
     let mut flip = false;
     group.bench_function(format!("rebuild_one_changed_{files}_files"), |b| {
         b.iter(|| {

@@ -30,12 +30,19 @@ fn generate_tree(root: &Path) {
         };
         let folder = node_modules.join(&name);
         std::fs::create_dir_all(&folder).unwrap();
-        std::fs::write(folder.join("package.json"), format!("{{\"name\":\"{name}\"}}")).unwrap();
+        std::fs::write(
+            folder.join("package.json"),
+            format!("{{\"name\":\"{name}\"}}"),
+        )
+        .unwrap();
         for file in 1..FILES_PER_PACKAGE {
             let subfolder = folder.join(["lib", "lib/util", "dist/esm", "dist/cjs"][file % 4]);
             std::fs::create_dir_all(&subfolder).unwrap();
-            std::fs::write(subfolder.join(format!("file-{file}.js")), b"module.exports = 1;\n")
-                .unwrap();
+            std::fs::write(
+                subfolder.join(format!("file-{file}.js")),
+                b"module.exports = 1;\n",
+            )
+            .unwrap();
         }
         let link = bin.join(format!("cli-{package}"));
         std::os::unix::fs::symlink(format!("../{name}/lib/file-4.js"), link).unwrap();
@@ -58,7 +65,10 @@ fn bench_scan(c: &mut Criterion) {
     group.bench_function("scan_stat_mode_20k_files", |b| {
         b.iter(|| scan(dir.path(), &sources, &stat_mode))
     });
-    let manifests = ScanOptions { skip_package_contents: true, ..ScanOptions::default() };
+    let manifests = ScanOptions {
+        skip_package_contents: true,
+        ..ScanOptions::default()
+    };
     group.bench_function("scan_manifests_mode_20k_files", |b| {
         b.iter(|| scan(dir.path(), &sources, &manifests))
     });
@@ -77,7 +87,10 @@ fn bench_scan_corpus(c: &mut Criterion) {
         eprintln!("LAMINA_CORPUS/node-large not built: skipping the corpus benches");
         return;
     };
-    let sources = [SourceMapping { source: "nodejs".into(), zip_prefix: "nodejs".into() }];
+    let sources = [SourceMapping {
+        source: "nodejs".into(),
+        zip_prefix: "nodejs".into(),
+    }];
     let stat_mode = ScanOptions::default();
     let output = scan(&root, &sources, &stat_mode);
     eprintln!(
@@ -92,7 +105,10 @@ fn bench_scan_corpus(c: &mut Criterion) {
     group.bench_function("scan_stat_mode_node_large_75k_files", |b| {
         b.iter(|| scan(&root, &sources, &stat_mode))
     });
-    let manifests = ScanOptions { skip_package_contents: true, ..ScanOptions::default() };
+    let manifests = ScanOptions {
+        skip_package_contents: true,
+        ..ScanOptions::default()
+    };
     group.bench_function("scan_manifests_mode_node_large_75k_files", |b| {
         b.iter(|| scan(&root, &sources, &manifests))
     });

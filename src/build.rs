@@ -25,15 +25,17 @@ use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 use serde::Serialize;
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
-use crate::cache::{self, BuildUpdate, Cache, CacheError, FileRecord, Owner, StaleReason, ZipRecord};
+use crate::cache::{
+    self, BuildUpdate, Cache, CacheError, FileRecord, Owner, StaleReason, ZipRecord,
+};
 use crate::digest::{self, Digest, Entry, EntryKind};
 use crate::pack::{self, PackEntry, PackError, PreviousZip};
 use crate::progress::{Phase, Progress};
 use crate::scan::{
-    self, fingerprint, PackageDir, PackageKind, ScanError, ScanOptions, ScannedEntry, SourceMapping,
-    Stat,
+    self, fingerprint, PackageDir, PackageKind, ScanError, ScanOptions, ScannedEntry,
+    SourceMapping, Stat,
 };
 
 /// How the engine decides which files to read.
@@ -76,7 +78,9 @@ pub struct StateDir {
 
 impl StateDir {
     pub fn new(project_root: &Path) -> StateDir {
-        StateDir { path: project_root.join(".lamina") }
+        StateDir {
+            path: project_root.join(".lamina"),
+        }
     }
     pub fn build_dir(&self) -> PathBuf {
         self.path.join("build")
@@ -163,7 +167,10 @@ pub enum Problem {
     #[error(transparent)]
     Scan(#[from] ScanError),
     #[error("cannot read `{}`: {source}", path.display())]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot read the lock file `{}`: {reason}", path.display())]
     Lock { path: PathBuf, reason: String },
 }
@@ -171,9 +178,15 @@ pub enum Problem {
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
     #[error("{subject} has {} problem(s):{}", problems.len(), list(problems))]
-    Problems { subject: String, problems: Vec<Problem> },
+    Problems {
+        subject: String,
+        problems: Vec<Problem>,
+    },
     #[error("cannot read the filesystem clock in `{}`: {source}", path.display())]
-    Clock { path: PathBuf, source: std::io::Error },
+    Clock {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Cache(#[from] CacheError),
     #[error("cannot pack {subject}: {source}")]
@@ -181,7 +194,10 @@ pub enum BuildError {
 }
 
 fn list(problems: &[Problem]) -> String {
-    problems.iter().map(|problem| format!("\n  - {problem}")).collect()
+    problems
+        .iter()
+        .map(|problem| format!("\n  - {problem}"))
+        .collect()
 }
 
 /// How a subject is named in messages: "layer `shared`".
@@ -201,8 +217,10 @@ pub fn build(
     progress: &dyn Progress,
 ) -> Result<BuildReport, BuildError> {
     let name = describe(&subject.owner);
-    let clock_ns = cache::scan_clock(&state.path)
-        .map_err(|source| BuildError::Clock { path: state.path.clone(), source })?;
+    let clock_ns = cache::scan_clock(&state.path).map_err(|source| BuildError::Clock {
+        path: state.path.clone(),
+        source,
+    })?;
     let scan_options = ScanOptions {
         follow_external: options.follow_external,
         exclude: vec![state.path.clone()],
@@ -216,9 +234,21 @@ pub fn build(
     let mut listing = Listing::new(output.entries, output.problems);
     let mut stats = BuildStats::default();
 
-    let skipped: Vec<&PackageDir> = output.packages.iter().filter(|p| p.contents_skipped).collect();
+    let skipped: Vec<&PackageDir> = output
+        .packages
+        .iter()
+        .filter(|p| p.contents_skipped)
+        .collect();
     for package in &skipped {
-        splice_package(cache, subject, package, &scan_options, &known, &mut listing, &mut stats)?;
+        splice_package(
+            cache,
+            subject,
+            package,
+            &scan_options,
+            &known,
+            &mut listing,
+            &mut stats,
+        )?;
     }
     listing.sort_and_check();
 
@@ -228,28 +258,43 @@ pub fn build(
     stats.stale = hashed.reasons.clone();
     listing.problems.extend(hashed.problems);
     if !listing.problems.is_empty() {
-        return Err(BuildError::Problems { subject: name, problems: listing.problems });
+        return Err(BuildError::Problems {
+            subject: name,
+            problems: listing.problems,
+        });
     }
 
     let entries = listing.entries(&known, &hashed.records);
-    let sources: Vec<&str> = listing.scanned.iter().map(|e| e.source_path.as_str()).collect();
-    stats.files_scanned =
-        entries.iter().filter(|entry| entry.kind != EntryKind::Dir).count() as u64;
+    let sources: Vec<&str> = listing
+        .scanned
+        .iter()
+        .map(|e| e.source_path.as_str())
+        .collect();
+    stats.files_scanned = entries
+        .iter()
+        .filter(|entry| entry.kind != EntryKind::Dir)
+        .count() as u64;
     let image = digest::preimage(&entries, pack::FORMAT_LABEL);
     let digest = digest::digest_of_preimage(&image);
     let previous = cache.latest_build(&subject.owner)?;
     let changed = previous.as_ref().map(|zip| zip.digest) != Some(digest);
     let changes = match (&previous, changed) {
-        (Some(zip), true) => diff(&cache.zip_entries(&zip.digest)?.unwrap_or_default(), &entries),
-        (None, _) => Changes { added: entries.iter().map(|e| e.path.clone()).collect(), ..Default::default() },
+        (Some(zip), true) => diff(
+            &previous_entries(cache, &zip.digest)?.unwrap_or_default(),
+            &entries,
+        ),
+        (None, _) => Changes {
+            added: entries.iter().map(|e| e.path.clone()).collect(),
+            ..Default::default()
+        },
         _ => Changes::default(),
     };
 
     let mut update = BuildUpdate {
         upsert_files: hashed.records.into_iter().collect(),
         remove_files: listing.removed_rows(&known, &skipped),
-        packages: Vec::new(),
-        zip: None,
+        used_packages: std::mem::take(&mut listing.used_packages),
+        ..BuildUpdate::default()
     };
     if changed || previous.is_none() {
         update.packages = new_package_lists(cache, &output.packages, &entries)?;
@@ -270,8 +315,17 @@ pub fn build(
     };
 
     if !options.status_only {
-        let (zip, status) =
-            find_or_pack(state, cache, subject, &entries, &sources, digest, previous.as_ref(), progress, &mut report.stats)?;
+        let (zip, status) = find_or_pack(
+            state,
+            cache,
+            subject,
+            &entries,
+            &sources,
+            digest,
+            previous.as_ref(),
+            progress,
+            &mut report.stats,
+        )?;
         report.zip_path = Some(state.build_dir().join(&zip.file_name));
         report.status = status;
         update.zip = Some((zip.clone(), image));
@@ -288,6 +342,8 @@ pub fn build(
 struct Listing {
     scanned: Vec<ScannedEntry>,
     reused: HashMap<String, blake3::Hash>,
+    /// The cached package lists that were used, so the cache knows they are still needed.
+    used_packages: Vec<(PackageKind, blake3::Hash)>,
     problems: Vec<Problem>,
 }
 
@@ -296,6 +352,7 @@ impl Listing {
         Listing {
             scanned,
             reused: HashMap::new(),
+            used_packages: Vec::new(),
             problems: problems.into_iter().map(Problem::from).collect(),
         }
     }
@@ -306,15 +363,21 @@ impl Listing {
         if self.reused.is_empty() {
             return;
         }
-        self.scanned.sort_by(|a, b| a.zip_path.as_bytes().cmp(b.zip_path.as_bytes()));
-        self.scanned.dedup_by(|a, b| a.zip_path == b.zip_path && a.kind == EntryKind::Dir && b.kind == EntryKind::Dir);
-        let collisions = scan::check_collisions(&self.scanned);
-        self.problems.extend(collisions.into_iter().map(Problem::from));
+        let collisions = scan::check_collisions(&mut self.scanned);
+        self.problems
+            .extend(collisions.into_iter().map(Problem::from));
     }
 
     /// The final, sorted entry list with every file's hash filled in.
-    fn entries(&self, known: &HashMap<String, FileRecord>, fresh: &HashMap<String, FileRecord>) -> Vec<Entry> {
-        self.scanned.iter().map(|scanned| self.to_entry(scanned, known, fresh)).collect()
+    fn entries(
+        &self,
+        known: &HashMap<String, FileRecord>,
+        fresh: &HashMap<String, FileRecord>,
+    ) -> Vec<Entry> {
+        self.scanned
+            .iter()
+            .map(|scanned| self.to_entry(scanned, known, fresh))
+            .collect()
     }
 
     fn to_entry(
@@ -325,9 +388,10 @@ impl Listing {
     ) -> Entry {
         match scanned.kind {
             EntryKind::Dir => Entry::dir(&scanned.zip_path),
-            EntryKind::Symlink => {
-                Entry::symlink(&scanned.zip_path, scanned.link_target.clone().unwrap_or_default())
-            }
+            EntryKind::Symlink => Entry::symlink(
+                &scanned.zip_path,
+                scanned.link_target.clone().unwrap_or_default(),
+            ),
             EntryKind::File => {
                 let hash = self
                     .reused
@@ -336,19 +400,36 @@ impl Listing {
                     .or_else(|| fresh.get(&scanned.source_path).map(|r| r.content_hash))
                     .or_else(|| known.get(&scanned.source_path).map(|r| r.content_hash))
                     .expect("every file was reused, fresh in the cache, or hashed");
-                Entry::file(&scanned.zip_path, scanned.stat.mode, scanned.stat.size, hash)
+                Entry::file(
+                    &scanned.zip_path,
+                    scanned.stat.mode,
+                    scanned.stat.size,
+                    hash,
+                )
             }
         }
     }
 
     /// Cached rows whose files are gone. Rows below a package whose walk was skipped are kept:
     /// their files were not looked at, so nothing is known about them.
-    fn removed_rows(&self, known: &HashMap<String, FileRecord>, skipped: &[&PackageDir]) -> Vec<String> {
-        let seen: HashSet<&str> = self.scanned.iter().map(|entry| entry.source_path.as_str()).collect();
+    fn removed_rows(
+        &self,
+        known: &HashMap<String, FileRecord>,
+        skipped: &[&PackageDir],
+    ) -> Vec<String> {
+        let seen: HashSet<&str> = self
+            .scanned
+            .iter()
+            .map(|entry| entry.source_path.as_str())
+            .collect();
         known
             .keys()
             .filter(|path| !seen.contains(path.as_str()))
-            .filter(|path| !skipped.iter().any(|package| is_below(path, &package.source_dir)))
+            .filter(|path| {
+                !skipped
+                    .iter()
+                    .any(|package| is_below(path, &package.source_dir))
+            })
             .cloned()
             .collect()
     }
@@ -373,16 +454,23 @@ fn splice_package(
             if let Some(list) = cache.package_files(package.kind, &fingerprint)? {
                 debug!(package = %package.source_dir, "reusing the cached file list");
                 stats.packages_reused += 1;
+                listing.used_packages.push((package.kind, fingerprint));
                 for entry in list {
                     let source_path = format!("{}/{}", package.source_dir, entry.path);
                     if entry.kind == EntryKind::File {
-                        listing.reused.insert(source_path.clone(), entry.content_hash);
+                        listing
+                            .reused
+                            .insert(source_path.clone(), entry.content_hash);
                     }
                     listing.scanned.push(ScannedEntry {
                         zip_path: format!("{}/{}", package.zip_dir, entry.path),
                         source_path,
                         kind: entry.kind,
-                        stat: Stat { size: entry.size, mode: entry.mode, ..Stat::default() },
+                        stat: Stat {
+                            size: entry.size,
+                            mode: entry.mode,
+                            ..Stat::default()
+                        },
                         link_target: entry.link_target,
                     });
                 }
@@ -398,7 +486,9 @@ fn splice_package(
     }
     let output = scan::scan_package(&subject.root, package, scan_options);
     listing.scanned.extend(output.entries);
-    listing.problems.extend(output.problems.into_iter().map(Problem::from));
+    listing
+        .problems
+        .extend(output.problems.into_iter().map(Problem::from));
     Ok(())
 }
 
@@ -428,7 +518,10 @@ fn package_fingerprint(
             })?;
             fingerprint::python_lock_fingerprint(&bytes)
                 .map(Some)
-                .map_err(|error| Problem::Lock { path, reason: error.to_string() })
+                .map_err(|error| Problem::Lock {
+                    path,
+                    reason: error.to_string(),
+                })
         }
     }
 }
@@ -473,7 +566,10 @@ fn own_entries(package: &PackageDir, entries: &[Entry]) -> Vec<Entry> {
         .iter()
         .take_while(|entry| entry.path.starts_with(&prefix))
         .filter(|entry| entry.path != nested && !is_below(&entry.path, &nested))
-        .map(|entry| Entry { path: entry.path[prefix.len()..].to_string(), ..entry.clone() })
+        .map(|entry| Entry {
+            path: entry.path[prefix.len()..].to_string(),
+            ..entry.clone()
+        })
         .collect()
 }
 
@@ -499,14 +595,20 @@ fn hash_stale(
 ) -> Hashed {
     let mut reasons: BTreeMap<String, u64> = BTreeMap::new();
     let mut stale: Vec<&ScannedEntry> = Vec::new();
-    let files = listing.scanned.iter().filter(|entry| entry.kind == EntryKind::File);
+    let files = listing
+        .scanned
+        .iter()
+        .filter(|entry| entry.kind == EntryKind::File);
     for entry in files.filter(|entry| !listing.reused.contains_key(&entry.source_path)) {
         let verdict = match mode {
             FingerprintMode::Content => Err(None),
             _ => cache::freshness(known.get(&entry.source_path), &entry.stat).map_err(Some),
         };
         if let Err(reason) = verdict {
-            let label = reason.map_or_else(|| "content_mode".to_string(), |r: StaleReason| r.to_string());
+            let label = reason.map_or_else(
+                || "content_mode".to_string(),
+                |r: StaleReason| r.to_string(),
+            );
             debug!(path = %entry.source_path, reason = %label, "hashing");
             *reasons.entry(label).or_default() += 1;
             stale.push(entry);
@@ -518,18 +620,28 @@ fn hash_stale(
         .par_iter()
         .map(|entry| {
             let path = subject.root.join(&entry.source_path);
-            let hash = hash_file(&path, entry.stat.size)
-                .map_err(|source| Problem::Read { path: path.clone(), source })?;
+            let hash = hash_file(&path, entry.stat.size).map_err(|source| Problem::Read {
+                path: path.clone(),
+                source,
+            })?;
             progress.advance(1);
-            let record =
-                FileRecord { stat: entry.stat, content_hash: hash, link_target: None, clock_ns };
+            let record = FileRecord {
+                stat: entry.stat,
+                content_hash: hash,
+                link_target: None,
+                clock_ns,
+            };
             Ok((entry.source_path.clone(), record))
         })
         .collect();
     progress.finish();
 
-    let mut hashed =
-        Hashed { records: HashMap::new(), bytes: 0, reasons, problems: Vec::new() };
+    let mut hashed = Hashed {
+        records: HashMap::new(),
+        bytes: 0,
+        reasons,
+        problems: Vec::new(),
+    };
     for result in results {
         match result {
             Ok((path, record)) => {
@@ -579,7 +691,7 @@ fn find_or_pack(
     }
 
     let previous_zip = match previous {
-        Some(zip) => cache.zip_entries(&zip.digest)?.map(|entries| PreviousZip {
+        Some(zip) => previous_entries(cache, &zip.digest)?.map(|entries| PreviousZip {
             path: build_dir.join(&zip.file_name),
             entries,
             format: pack::FORMAT_LABEL.to_string(),
@@ -594,8 +706,17 @@ fn find_or_pack(
             disk_path: (entry.kind == EntryKind::File).then(|| subject.root.join(source)),
         })
         .collect();
-    let outcome = pack::write_zip(&build_dir, &digest, &pack_entries, previous_zip.as_ref(), progress)
-        .map_err(|source| BuildError::Pack { subject: describe(&subject.owner), source })?;
+    let outcome = pack::write_zip(
+        &build_dir,
+        &digest,
+        &pack_entries,
+        previous_zip.as_ref(),
+        progress,
+    )
+    .map_err(|source| BuildError::Pack {
+        subject: describe(&subject.owner),
+        source,
+    })?;
     stats.entries_compressed = outcome.entries_compressed;
     stats.entries_reused = outcome.entries_reused;
     let file_name = outcome
@@ -614,6 +735,18 @@ fn find_or_pack(
     Ok((zip, BuildStatus::Built))
 }
 
+/// The entry list of an earlier zip. A damaged list only costs the diff and the reuse of
+/// compressed entries, so it is a miss with a warning rather than an error.
+fn previous_entries(cache: &Cache, digest: &Digest) -> Result<Option<Vec<Entry>>, BuildError> {
+    match cache.zip_entries(digest) {
+        Err(CacheError::DamagedEntryList { .. }) => {
+            warn!(digest = %digest.short(), "the cached entry list of the previous zip is damaged");
+            Ok(None)
+        }
+        other => Ok(other?),
+    }
+}
+
 /// What differs between two sorted entry lists.
 fn diff(old: &[Entry], new: &[Entry]) -> Changes {
     let old_by_path: HashMap<&str, &Entry> = old.iter().map(|e| (e.path.as_str(), e)).collect();
@@ -626,7 +759,10 @@ fn diff(old: &[Entry], new: &[Entry]) -> Changes {
             Some(_) => {}
         }
     }
-    changes.removed =
-        old.iter().filter(|e| !new_paths.contains(e.path.as_str())).map(|e| e.path.clone()).collect();
+    changes.removed = old
+        .iter()
+        .filter(|e| !new_paths.contains(e.path.as_str()))
+        .map(|e| e.path.clone())
+        .collect();
     changes
 }

@@ -63,13 +63,20 @@ pub enum ScanError {
         "`{path}` is a {file_type}: a zip holds only files, folders and symlinks, so move it out \
          of the layer"
     )]
-    UnsupportedFileType { path: String, file_type: &'static str },
+    UnsupportedFileType {
+        path: String,
+        file_type: &'static str,
+    },
 
     #[error("source `{path}` is not a folder: make it a folder or remove it")]
     SourceNotFolder { path: String },
 
     #[error("`{first}` and `{second}` both map to `{zip_path}` in the zip: remove one of them")]
-    Collision { zip_path: String, first: String, second: String },
+    Collision {
+        zip_path: String,
+        first: String,
+        second: String,
+    },
 }
 
 impl ScanError {
@@ -118,7 +125,10 @@ mod tests {
         let problem = ScanError::from_io("lib/nodejs/secret".into(), error);
         assert!(matches!(problem, ScanError::Unreadable { .. }));
         let message = problem.to_string();
-        assert!(message.starts_with("cannot read `lib/nodejs/secret`: "), "{message}");
+        assert!(
+            message.starts_with("cannot read `lib/nodejs/secret`: "),
+            "{message}"
+        );
         assert!(std::error::Error::source(&problem).is_some());
     }
 

@@ -55,7 +55,11 @@ pub enum FingerprintError {
     EntryNotObject { package: String },
 
     #[error("package `{package}` in Pipfile.lock: `{field}` must be {expected}")]
-    BadField { package: String, field: &'static str, expected: &'static str },
+    BadField {
+        package: String,
+        field: &'static str,
+        expected: &'static str,
+    },
 
     #[error(
         "package `{package}` in Pipfile.lock has no `version`: a path, git or url dependency \
@@ -76,16 +80,23 @@ pub fn node_package_fingerprint(package_json: &[u8]) -> blake3::Hash {
 pub fn python_lock_fingerprint(pipfile_lock: &[u8]) -> Result<blake3::Hash, FingerprintError> {
     let lock: Value = serde_json::from_slice(pipfile_lock)
         .map_err(|error| FingerprintError::NotJson { error })?;
-    let default =
-        lock.get("default").and_then(Value::as_object).ok_or(FingerprintError::NoDefaultSection)?;
+    let default = lock
+        .get("default")
+        .and_then(Value::as_object)
+        .ok_or(FingerprintError::NoDefaultSection)?;
 
     let mut packages = default
         .iter()
         .map(|(name, entry)| LockedPackage::parse(name, entry))
         .collect::<Result<Vec<_>, _>>()?;
     packages.sort_by(|a, b| a.name.as_bytes().cmp(b.name.as_bytes()));
-    if let Some(pair) = packages.windows(2).find(|pair| pair[0].name == pair[1].name) {
-        return Err(FingerprintError::DuplicatePackage { package: pair[0].name.clone() });
+    if let Some(pair) = packages
+        .windows(2)
+        .find(|pair| pair[0].name == pair[1].name)
+    {
+        return Err(FingerprintError::DuplicatePackage {
+            package: pair[0].name.clone(),
+        });
     }
 
     let mut hasher = blake3::Hasher::new();
@@ -112,10 +123,18 @@ impl<'a> LockedPackage<'a> {
             field,
             expected,
         };
-        let entry = entry.as_object().ok_or_else(|| bad_field("(entry)", "an object"))?;
+        let entry = entry
+            .as_object()
+            .ok_or_else(|| bad_field("(entry)", "an object"))?;
         let version = match entry.get("version") {
-            None => return Err(FingerprintError::MissingVersion { package: name.into() }),
-            Some(version) => version.as_str().ok_or_else(|| bad_field("version", "a string"))?,
+            None => {
+                return Err(FingerprintError::MissingVersion {
+                    package: name.into(),
+                })
+            }
+            Some(version) => version
+                .as_str()
+                .ok_or_else(|| bad_field("version", "a string"))?,
         };
         let mut hashes = match entry.get("hashes") {
             None => Vec::new(),
@@ -123,12 +142,19 @@ impl<'a> LockedPackage<'a> {
                 .as_array()
                 .ok_or_else(|| bad_field("hashes", "a list of strings"))?
                 .iter()
-                .map(|hash| hash.as_str().ok_or_else(|| bad_field("hashes", "a list of strings")))
+                .map(|hash| {
+                    hash.as_str()
+                        .ok_or_else(|| bad_field("hashes", "a list of strings"))
+                })
                 .collect::<Result<Vec<_>, _>>()?,
         };
         hashes.sort_unstable_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
         hashes.dedup();
-        Ok(LockedPackage { name: name.to_ascii_lowercase(), version, hashes })
+        Ok(LockedPackage {
+            name: name.to_ascii_lowercase(),
+            version,
+            hashes,
+        })
     }
 
     fn write(&self, hasher: &mut blake3::Hasher) {
@@ -206,7 +232,10 @@ mod tests {
 
     #[test]
     fn python_fingerprint_changes_with_an_added_package() {
-        let changed = LOCK.replace(r#""default": {"#, r#""default": {"six": {"version": "==1"},"#);
+        let changed = LOCK.replace(
+            r#""default": {"#,
+            r#""default": {"six": {"version": "==1"},"#,
+        );
         assert_ne!(fingerprint(LOCK), fingerprint(&changed));
     }
 
@@ -223,7 +252,10 @@ mod tests {
     fn names_that_differ_only_in_case_are_refused() {
         let lock = r#"{"default": {"Six": {"version": "==1"}, "six": {"version": "==1"}}}"#;
         let error = python_lock_fingerprint(lock.as_bytes()).unwrap_err();
-        assert!(matches!(error, FingerprintError::DuplicatePackage { .. }), "{error}");
+        assert!(
+            matches!(error, FingerprintError::DuplicatePackage { .. }),
+            "{error}"
+        );
     }
 
     #[test]
@@ -243,6 +275,9 @@ mod tests {
     #[test]
     fn node_fingerprint_is_blake3_of_the_bytes() {
         let package_json = b"{\"name\": \"a\", \"version\": \"1.0.0\"}\n";
-        assert_eq!(node_package_fingerprint(package_json), blake3::hash(package_json));
+        assert_eq!(
+            node_package_fingerprint(package_json),
+            blake3::hash(package_json)
+        );
     }
 }

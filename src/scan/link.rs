@@ -87,7 +87,8 @@ fn push_target(pending: &mut Vec<String>, target: &str) -> bool {
 
 /// The components of a '/'-separated relative path, without empty and "." components.
 fn components(path: &str) -> impl DoubleEndedIterator<Item = &str> {
-    path.split('/').filter(|component| !component.is_empty() && *component != ".")
+    path.split('/')
+        .filter(|component| !component.is_empty() && *component != ".")
 }
 
 fn is_missing(error: &io::Error) -> bool {
@@ -131,7 +132,10 @@ mod tests {
     #[test]
     fn stepping_above_the_source_leaves_even_if_it_comes_back() {
         let dir = tree();
-        assert_eq!(resolve(&dir, "a", "../../src/a/b/file"), LinkResolution::Leaves);
+        assert_eq!(
+            resolve(&dir, "a", "../../src/a/b/file"),
+            LinkResolution::Leaves
+        );
         assert_eq!(resolve(&dir, "", "/etc"), LinkResolution::Leaves);
     }
 

@@ -194,7 +194,11 @@ pub struct ScanOutput {
 pub fn scan(root: &Path, sources: &[SourceMapping], options: &ScanOptions) -> ScanOutput {
     let started = std::time::Instant::now();
     let excluded = excluded_ids(&options.exclude);
-    let walker = Walker::new(&excluded, options.follow_external, options.skip_package_contents);
+    let walker = Walker::new(
+        &excluded,
+        options.follow_external,
+        options.skip_package_contents,
+    );
     rayon::scope(|scope| {
         for mapping in sources {
             start_source(&walker, scope, root, mapping);
@@ -292,7 +296,9 @@ fn start_source<'s>(
         Err(error) => return walker.report(ScanError::from_io(source.path.clone(), error)),
     };
     if !metadata.is_dir() {
-        return walker.report(ScanError::SourceNotFolder { path: source.path.clone() });
+        return walker.report(ScanError::SourceNotFolder {
+            path: source.path.clone(),
+        });
     }
     let id = FileId::of(&metadata);
     if walker.is_excluded(id) {
@@ -300,7 +306,11 @@ fn start_source<'s>(
         return;
     }
 
-    let role = if source.path == PYTHON_SOURCE { Role::PythonRoot } else { Role::Plain };
+    let role = if source.path == PYTHON_SOURCE {
+        Role::PythonRoot
+    } else {
+        Role::Plain
+    };
     let folder = Folder {
         disk: source.disk.clone(),
         source_path: source.path.clone(),
@@ -320,14 +330,20 @@ fn source(root: &Path, path: &str) -> Source {
         "." => "",
         path => path,
     };
-    Source { path: path.to_owned(), disk: root.join(path) }
+    Source {
+        path: path.to_owned(),
+        disk: root.join(path),
+    }
 }
 
 /// Where a package found by an earlier scan lies now: whether a followed link leads to it (then
 /// links inside it are followed too), and the folders above it for cycle checks.
 fn locate_package(root: &Path, package: &PackageDir) -> std::io::Result<(Region, Arc<Ancestors>)> {
     let source = source(root, &package.source_folder);
-    let below = package.source_dir.strip_prefix(&source.path).unwrap_or(&package.source_dir);
+    let below = package
+        .source_dir
+        .strip_prefix(&source.path)
+        .unwrap_or(&package.source_dir);
 
     let mut disk = source.disk.clone();
     let mut ancestors = Ancestors::push(None, FileId::of(&std::fs::metadata(&disk)?));
@@ -359,11 +375,18 @@ fn excluded_ids(paths: &[PathBuf]) -> HashSet<FileId> {
 /// Puts packages and problems in their documented order (entries are sorted by
 /// [`check_collisions`] or here).
 fn finish(output: &mut ScanOutput) {
-    if !output.entries.is_sorted_by(|a, b| a.zip_path.as_bytes() <= b.zip_path.as_bytes()) {
+    if !output
+        .entries
+        .is_sorted_by(|a, b| a.zip_path.as_bytes() <= b.zip_path.as_bytes())
+    {
         output
             .entries
             .par_sort_unstable_by(|a, b| a.zip_path.as_bytes().cmp(b.zip_path.as_bytes()));
     }
-    output.packages.sort_by(|a, b| a.source_dir.cmp(&b.source_dir));
-    output.problems.sort_by_cached_key(|problem| (problem.path().to_owned(), problem.to_string()));
+    output
+        .packages
+        .sort_by(|a, b| a.source_dir.cmp(&b.source_dir));
+    output
+        .problems
+        .sort_by_cached_key(|problem| (problem.path().to_owned(), problem.to_string()));
 }

@@ -53,7 +53,10 @@ pub(super) struct FileId {
 
 impl FileId {
     pub(super) fn of(metadata: &Metadata) -> FileId {
-        FileId { device: metadata.dev(), inode: metadata.ino() }
+        FileId {
+            device: metadata.dev(),
+            inode: metadata.ino(),
+        }
     }
 }
 
@@ -187,12 +190,17 @@ impl<'a> Walker<'a> {
     }
 
     pub(super) fn into_output(self) -> ScanOutput {
-        self.output.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.output
+            .into_inner()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Records problems found before any folder task ran.
     pub(super) fn report(&self, problem: ScanError) {
-        self.append(ScanOutput { problems: vec![problem], ..ScanOutput::default() });
+        self.append(ScanOutput {
+            problems: vec![problem],
+            ..ScanOutput::default()
+        });
     }
 
     /// Emits the folder's own entry (none for the zip root) and lists it in a new task.
@@ -246,7 +254,9 @@ impl<'a> Walker<'a> {
         let reader = match std::fs::read_dir(&folder.disk) {
             Ok(reader) => reader,
             Err(error) => {
-                output.problems.push(ScanError::from_io(folder.source_path.clone(), error));
+                output
+                    .problems
+                    .push(ScanError::from_io(folder.source_path.clone(), error));
                 return Vec::new();
             }
         };
@@ -284,7 +294,12 @@ impl<'a> Walker<'a> {
         let Some(manifest) = self.take_manifest(folder, &mut listing, PACKAGE_JSON, output) else {
             return self.visit_all(scope, folder, listing, Role::Plain, output);
         };
-        let package = package_dir(folder, PackageKind::Node, &manifest, self.skip_package_contents);
+        let package = package_dir(
+            folder,
+            PackageKind::Node,
+            &manifest,
+            self.skip_package_contents,
+        );
         output.packages.push(package);
 
         if self.skip_package_contents {
@@ -308,7 +323,12 @@ impl<'a> Walker<'a> {
         let Some(lock) = self.take_manifest(folder, &mut listing, PIPFILE_LOCK, output) else {
             return self.visit_all(scope, folder, listing, Role::Plain, output);
         };
-        let package = package_dir(folder, PackageKind::Python, &lock, self.skip_package_contents);
+        let package = package_dir(
+            folder,
+            PackageKind::Python,
+            &lock,
+            self.skip_package_contents,
+        );
         output.packages.push(package);
 
         self.push_file(folder, &lock.name, &lock.metadata, output);
@@ -333,7 +353,10 @@ impl<'a> Walker<'a> {
         match listing[index].entry.metadata() {
             Ok(metadata) if metadata.is_file() => {
                 let listed = listing.swap_remove(index);
-                Some(Manifest { name: listed.name, metadata })
+                Some(Manifest {
+                    name: listed.name,
+                    metadata,
+                })
             }
             Ok(_) => None,
             Err(error) => {
@@ -427,7 +450,10 @@ impl<'a> Walker<'a> {
                 true => subfolder.disk.display().to_string(),
                 false => subfolder.target,
             };
-            return output.problems.push(ScanError::LinkCycle { path: source_path, target });
+            return output.problems.push(ScanError::LinkCycle {
+                path: source_path,
+                target,
+            });
         }
         let child = Folder {
             disk: subfolder.disk,
@@ -474,11 +500,18 @@ impl<'a> Walker<'a> {
                 link_target: Some(target),
             }),
             Ok(LinkResolution::Leaves) => {
-                let link = ExternalLink { disk, name: &listed.name, path, target };
+                let link = ExternalLink {
+                    disk,
+                    name: &listed.name,
+                    path,
+                    target,
+                };
                 self.visit_external_link(scope, folder, link, role, output);
             }
             Ok(LinkResolution::Dangling) => {
-                output.problems.push(ScanError::DanglingLink { path, target });
+                output
+                    .problems
+                    .push(ScanError::DanglingLink { path, target });
             }
             Ok(LinkResolution::Cycle) => {
                 output.problems.push(ScanError::LinkCycle { path, target });
@@ -498,11 +531,18 @@ impl<'a> Walker<'a> {
         role: Role,
         output: &mut ScanOutput,
     ) {
-        let ExternalLink { disk, name, path, target } = link;
+        let ExternalLink {
+            disk,
+            name,
+            path,
+            target,
+        } = link;
         let metadata = match std::fs::metadata(&disk) {
             Ok(metadata) => metadata,
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-                return output.problems.push(ScanError::DanglingLink { path, target });
+                return output
+                    .problems
+                    .push(ScanError::DanglingLink { path, target });
             }
             Err(error) if error.raw_os_error() == Some(libc::ELOOP) => {
                 return output.problems.push(ScanError::LinkCycle { path, target });
@@ -511,7 +551,11 @@ impl<'a> Walker<'a> {
         };
         if !self.follow_external {
             let folder = folder.source.path.clone();
-            return output.problems.push(ScanError::LinkLeavesLayer { path, target, folder });
+            return output.problems.push(ScanError::LinkLeavesLayer {
+                path,
+                target,
+                folder,
+            });
         }
 
         let file_type = metadata.file_type();
@@ -521,16 +565,27 @@ impl<'a> Walker<'a> {
         } else if file_type.is_dir() {
             tracing::debug!(%path, %target, "walking the folder of an external link");
             let region = Region::Followed;
-            let subfolder = Subfolder { disk, name, metadata, region, target };
+            let subfolder = Subfolder {
+                disk,
+                name,
+                metadata,
+                region,
+                target,
+            };
             self.enter(scope, folder, subfolder, role, output);
         } else {
             let file_type = describe(file_type);
-            output.problems.push(ScanError::UnsupportedFileType { path, file_type });
+            output
+                .problems
+                .push(ScanError::UnsupportedFileType { path, file_type });
         }
     }
 
     pub(super) fn append(&self, mut found: ScanOutput) {
-        let mut output = self.output.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut output = self
+            .output
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         output.entries.append(&mut found.entries);
         output.packages.append(&mut found.packages);
         output.problems.append(&mut found.problems);
@@ -573,10 +628,13 @@ fn package_dir(
 fn read_link_target(disk: &std::path::Path, path: &str) -> Result<String, ScanError> {
     let target =
         std::fs::read_link(disk).map_err(|error| ScanError::from_io(path.into(), error))?;
-    target.into_os_string().into_string().map_err(|target| ScanError::NonUtf8LinkTarget {
-        path: path.into(),
-        target: target.to_string_lossy().into_owned(),
-    })
+    target
+        .into_os_string()
+        .into_string()
+        .map_err(|target| ScanError::NonUtf8LinkTarget {
+            path: path.into(),
+            target: target.to_string_lossy().into_owned(),
+        })
 }
 
 /// The folder's path below its source folder, "" for the source folder itself.
@@ -625,7 +683,9 @@ impl Stat {
 }
 
 fn nanoseconds(seconds: i64, nanoseconds: i64) -> i64 {
-    seconds.saturating_mul(1_000_000_000).saturating_add(nanoseconds)
+    seconds
+        .saturating_mul(1_000_000_000)
+        .saturating_add(nanoseconds)
 }
 
 #[cfg(test)]
@@ -654,7 +714,10 @@ mod tests {
         std::fs::write(dir.path().join("opt/gone.txt"), b"").unwrap();
         let excluded = HashSet::new();
         let walker = Walker::new(&excluded, false, false);
-        let source = Arc::new(Source { path: "opt".into(), disk: dir.path().join("opt") });
+        let source = Arc::new(Source {
+            path: "opt".into(),
+            disk: dir.path().join("opt"),
+        });
         let id = FileId::of(&std::fs::metadata(&source.disk).unwrap());
         let folder = Folder {
             disk: source.disk.clone(),

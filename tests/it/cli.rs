@@ -825,7 +825,6 @@ fn json_run(dir: &Path, args: &[&str]) -> Value {
 }
 
 #[test]
-#[ignore = "needs the engine"]
 fn build_reports_every_layer_and_a_warm_run_hashes_nothing() {
     let dir = example_project();
     let cold = json_run(dir.path(), &["build"]);
@@ -880,7 +879,6 @@ fn build_of_an_unknown_layer_fails_naming_the_layers() {
 }
 
 #[test]
-#[ignore = "needs the engine"]
 fn build_of_named_layers_builds_only_those() {
     let dir = example_project();
     let one = json_run(dir.path(), &["build", "reporting"]);
@@ -889,7 +887,6 @@ fn build_of_named_layers_builds_only_those() {
 }
 
 #[test]
-#[ignore = "needs the engine"]
 fn status_lists_what_changed_since_the_last_build() {
     let dir = example_project();
     lamina(dir.path()).arg("build").assert().success();
@@ -921,7 +918,6 @@ fn status_lists_what_changed_since_the_last_build() {
 }
 
 #[test]
-#[ignore = "needs the engine"]
 fn push_of_the_example_publishes_once_then_nothing() {
     let dir = example_project();
     let first = json_run(dir.path(), &["push", "--yes"]);

@@ -129,7 +129,10 @@ impl Project {
                 file_name,
             }),
             zip_path: Some(zip_path),
+            unzipped_bytes: content.len() as u64,
+            entries: 1,
             changed: true,
+            previous: None,
             changes: Changes::default(),
             stats: BuildStats::default(),
         }

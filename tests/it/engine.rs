@@ -4,7 +4,9 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use lamina::build::{self, BuildOptions, BuildReport, BuildStatus, FingerprintMode, StateDir, Subject};
+use lamina::build::{
+    self, BuildOptions, BuildReport, BuildStatus, FingerprintMode, StateDir, Subject,
+};
 use lamina::cache::{Cache, Owner};
 use lamina::progress::NoProgress;
 use lamina::scan::SourceMapping;
@@ -33,7 +35,10 @@ impl Project {
     }
 
     fn build(&self, mode: FingerprintMode) -> BuildReport {
-        self.run(BuildOptions { mode, ..BuildOptions::default() })
+        self.run(BuildOptions {
+            mode,
+            ..BuildOptions::default()
+        })
     }
 
     fn run(&self, options: BuildOptions) -> BuildReport {
@@ -51,21 +56,44 @@ impl Project {
 /// A small node and Python layer with opt/ assets, a nested and a scoped package, a link and an
 /// executable.
 fn populate(project: &Project) {
-    project.write("lib/nodejs/package.json", r#"{"dependencies":{"left":"1.0.0"}}"#);
-    project.write("lib/nodejs/node_modules/left/package.json", r#"{"name":"left","version":"1.0.0"}"#);
-    project.write("lib/nodejs/node_modules/left/index.js", "module.exports = 'left';\n");
-    project.write("lib/nodejs/node_modules/left/bin/cli.js", "#!/usr/bin/env node\n");
+    project.write(
+        "lib/nodejs/package.json",
+        r#"{"dependencies":{"left":"1.0.0"}}"#,
+    );
+    project.write(
+        "lib/nodejs/node_modules/left/package.json",
+        r#"{"name":"left","version":"1.0.0"}"#,
+    );
+    project.write(
+        "lib/nodejs/node_modules/left/index.js",
+        "module.exports = 'left';\n",
+    );
+    project.write(
+        "lib/nodejs/node_modules/left/bin/cli.js",
+        "#!/usr/bin/env node\n",
+    );
     project.write(
         "lib/nodejs/node_modules/left/node_modules/inner/package.json",
         r#"{"name":"inner","version":"2.0.0"}"#,
     );
-    project.write("lib/nodejs/node_modules/left/node_modules/inner/index.js", "exports.x = 1;\n");
-    project.write("lib/nodejs/node_modules/@scope/pkg/package.json", r#"{"name":"@scope/pkg"}"#);
-    project.write("lib/nodejs/node_modules/@scope/pkg/lib/a.js", "exports.a = 1;\n");
+    project.write(
+        "lib/nodejs/node_modules/left/node_modules/inner/index.js",
+        "exports.x = 1;\n",
+    );
+    project.write(
+        "lib/nodejs/node_modules/@scope/pkg/package.json",
+        r#"{"name":"@scope/pkg"}"#,
+    );
+    project.write(
+        "lib/nodejs/node_modules/@scope/pkg/lib/a.js",
+        "exports.a = 1;\n",
+    );
     project.write("lib/python/Pipfile", "[packages]\n");
     project.write("lib/python/mod/__init__.py", "VALUE = 1\n");
     project.write("opt/config/settings.json", "{\"debug\": false}\n");
-    let cli = project.layer().join("lib/nodejs/node_modules/left/bin/cli.js");
+    let cli = project
+        .layer()
+        .join("lib/nodejs/node_modules/left/bin/cli.js");
     std::fs::set_permissions(&cli, std::fs::Permissions::from_mode(0o755)).unwrap();
     let bin = project.layer().join("lib/nodejs/node_modules/.bin");
     std::fs::create_dir_all(&bin).unwrap();
@@ -106,12 +134,25 @@ fn files_written_during_a_scan_are_verified_again() {
     project.build(FingerprintMode::Stat);
     // Make the file's mtime equal to the stamp the next scan will take, whatever the clock did.
     let far_future = std::time::SystemTime::now() + std::time::Duration::from_secs(3600);
-    let file = std::fs::File::options().write(true).open(project.layer().join("opt/fresh.txt"));
-    file.unwrap().set_times(std::fs::FileTimes::new().set_modified(far_future)).unwrap();
+    let file = std::fs::File::options()
+        .write(true)
+        .open(project.layer().join("opt/fresh.txt"));
+    file.unwrap()
+        .set_times(std::fs::FileTimes::new().set_modified(far_future))
+        .unwrap();
     let first = project.build(FingerprintMode::Stat);
-    assert_eq!(first.stats.files_hashed, 1, "stat changed, so the file is read: {:?}", first.stats);
+    assert_eq!(
+        first.stats.files_hashed, 1,
+        "stat changed, so the file is read: {:?}",
+        first.stats
+    );
     let second = project.build(FingerprintMode::Stat);
-    assert_eq!(second.stats.stale.get("racy"), Some(&1), "{:?}", second.stats);
+    assert_eq!(
+        second.stats.stale.get("racy"),
+        Some(&1),
+        "{:?}",
+        second.stats
+    );
 }
 
 /// Applies `edit` to a built tree and returns the digests before and after.
@@ -128,10 +169,16 @@ fn digest_change(edit: impl FnOnce(&Project)) -> (BuildReport, BuildReport) {
 fn in_place_edit_inside_node_modules_changes_the_digest() {
     let (before, after) = digest_change(|project| {
         // Same size, package.json untouched.
-        project.write("lib/nodejs/node_modules/left/index.js", "module.exports = 'LEFT';\n");
+        project.write(
+            "lib/nodejs/node_modules/left/index.js",
+            "module.exports = 'LEFT';\n",
+        );
     });
     assert_ne!(before.digest, after.digest);
-    assert_eq!(after.changes.modified, vec!["nodejs/node_modules/left/index.js".to_string()]);
+    assert_eq!(
+        after.changes.modified,
+        vec!["nodejs/node_modules/left/index.js".to_string()]
+    );
     assert_eq!(after.stats.files_hashed, 1);
 }
 
@@ -156,14 +203,19 @@ fn group_write_bit_alone_does_not_change_the_digest() {
 #[test]
 fn touch_alone_does_not_change_the_digest() {
     let (before, after) = digest_change(|project| {
-        let path = project.layer().join("lib/nodejs/node_modules/left/index.js");
+        let path = project
+            .layer()
+            .join("lib/nodejs/node_modules/left/index.js");
         let file = std::fs::File::options().write(true).open(path).unwrap();
         file.set_times(std::fs::FileTimes::new().set_modified(std::time::SystemTime::now()))
             .unwrap();
     });
     assert_eq!(before.digest, after.digest);
     assert_eq!(after.status, BuildStatus::Cached);
-    assert_eq!(after.stats.files_hashed, 1, "the touched file is read again, nothing else");
+    assert_eq!(
+        after.stats.files_hashed, 1,
+        "the touched file is read again, nothing else"
+    );
 }
 
 #[test]
@@ -174,7 +226,10 @@ fn rename_changes_the_digest() {
     });
     assert_ne!(before.digest, after.digest);
     assert_eq!(after.changes.added, vec!["python/mod/init.py".to_string()]);
-    assert_eq!(after.changes.removed, vec!["python/mod/__init__.py".to_string()]);
+    assert_eq!(
+        after.changes.removed,
+        vec!["python/mod/__init__.py".to_string()]
+    );
 }
 
 #[test]
@@ -215,7 +270,11 @@ fn manifests_mode_agrees_with_stat_mode_on_an_untouched_tree() {
     let stat = project.build(FingerprintMode::Stat);
     let manifests = project.build(FingerprintMode::Manifests);
     assert_eq!(manifests.digest, stat.digest);
-    assert!(manifests.stats.packages_reused >= 3, "{:?}", manifests.stats);
+    assert!(
+        manifests.stats.packages_reused >= 3,
+        "{:?}",
+        manifests.stats
+    );
     assert_eq!(manifests.stats.files_hashed, 0);
 }
 
@@ -226,15 +285,24 @@ fn manifests_mode_sees_a_changed_package_json_but_not_an_edit_beside_it() {
     let first = project.build(FingerprintMode::Stat);
 
     // The documented blind spot: an edit inside a package whose package.json is unchanged.
-    project.write("lib/nodejs/node_modules/left/index.js", "module.exports = 'LEFT';\n");
+    project.write(
+        "lib/nodejs/node_modules/left/index.js",
+        "module.exports = 'LEFT';\n",
+    );
     let blind = project.build(FingerprintMode::Manifests);
     assert_eq!(blind.digest, first.digest);
 
-    project.write("lib/nodejs/node_modules/left/package.json", r#"{"name":"left","version":"1.0.1"}"#);
+    project.write(
+        "lib/nodejs/node_modules/left/package.json",
+        r#"{"name":"left","version":"1.0.1"}"#,
+    );
     let seen = project.build(FingerprintMode::Manifests);
     assert_ne!(seen.digest, first.digest);
     let stat = project.build(FingerprintMode::Stat);
-    assert_eq!(stat.digest, seen.digest, "after the walk, both modes agree again");
+    assert_eq!(
+        stat.digest, seen.digest,
+        "after the walk, both modes agree again"
+    );
 }
 
 #[test]
@@ -244,7 +312,11 @@ fn the_zip_opens_with_unzip_and_holds_exactly_the_expected_paths_and_modes() {
     let report = project.build(FingerprintMode::Stat);
     let zip = report.zip_path.unwrap();
     let test = Command::new("unzip").arg("-tq").arg(&zip).output().unwrap();
-    assert!(test.status.success(), "{}", String::from_utf8_lossy(&test.stdout));
+    assert!(
+        test.status.success(),
+        "{}",
+        String::from_utf8_lossy(&test.stdout)
+    );
 
     let listing = Command::new("unzip").arg("-Z").arg(&zip).output().unwrap();
     let listing = String::from_utf8(listing.stdout).unwrap();
@@ -275,8 +347,14 @@ fn the_zip_opens_with_unzip_and_holds_exactly_the_expected_paths_and_modes() {
         ("nodejs/node_modules/left/index.js", "-rw-r--r--"),
         ("nodejs/node_modules/left/node_modules/", "drwxr-xr-x"),
         ("nodejs/node_modules/left/node_modules/inner/", "drwxr-xr-x"),
-        ("nodejs/node_modules/left/node_modules/inner/index.js", "-rw-r--r--"),
-        ("nodejs/node_modules/left/node_modules/inner/package.json", "-rw-r--r--"),
+        (
+            "nodejs/node_modules/left/node_modules/inner/index.js",
+            "-rw-r--r--",
+        ),
+        (
+            "nodejs/node_modules/left/node_modules/inner/package.json",
+            "-rw-r--r--",
+        ),
         ("nodejs/node_modules/left/package.json", "-rw-r--r--"),
         ("nodejs/package.json", "-rw-r--r--"),
         ("python/", "drwxr-xr-x"),
@@ -284,8 +362,10 @@ fn the_zip_opens_with_unzip_and_holds_exactly_the_expected_paths_and_modes() {
         ("python/mod/", "drwxr-xr-x"),
         ("python/mod/__init__.py", "-rw-r--r--"),
     ];
-    let expected: Vec<(String, String)> =
-        expected.iter().map(|(path, mode)| (path.to_string(), mode.to_string())).collect();
+    let expected: Vec<(String, String)> = expected
+        .iter()
+        .map(|(path, mode)| (path.to_string(), mode.to_string()))
+        .collect();
     assert_eq!(rows, expected);
 }
 
@@ -348,7 +428,11 @@ fn time_zone_and_umask_of_the_process_do_not_change_zip_bytes() {
             .env("TZ", tz)
             .output()
             .unwrap();
-        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
         let zip = zip_path_from_json(&project.root, &output.stdout);
         outputs.push(std::fs::read(zip).unwrap());
     }
@@ -391,7 +475,12 @@ fn a_run_killed_midway_leaves_a_cache_the_next_run_can_use() {
         let report = project.build(FingerprintMode::Stat);
         assert_eq!(report.digest, expected, "after a kill at {delay_ms} ms");
         let zip = report.zip_path.unwrap();
-        assert!(Command::new("unzip").arg("-tq").arg(zip).status().unwrap().success());
+        assert!(Command::new("unzip")
+            .arg("-tq")
+            .arg(zip)
+            .status()
+            .unwrap()
+            .success());
         std::fs::remove_dir_all(project.root.join(".lamina")).unwrap();
     }
 }
@@ -413,7 +502,13 @@ fn a_real_npm_tree_builds_and_every_mode_agrees() {
     }
     let npm_cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("npm-cache");
     let status = Command::new("npm")
-        .args(["ci", "--omit=dev", "--no-audit", "--no-fund", "--ignore-scripts"])
+        .args([
+            "ci",
+            "--omit=dev",
+            "--no-audit",
+            "--no-fund",
+            "--ignore-scripts",
+        ])
         .current_dir(&nodejs)
         .env("npm_config_cache", npm_cache)
         .status()
@@ -427,7 +522,11 @@ fn a_real_npm_tree_builds_and_every_mode_agrees() {
     assert_eq!(warm.stats.files_hashed, 0);
     let manifests = project.build(FingerprintMode::Manifests);
     assert_eq!(manifests.digest, cold.digest);
-    assert!(manifests.stats.packages_reused > 20, "{:?}", manifests.stats);
+    assert!(
+        manifests.stats.packages_reused > 20,
+        "{:?}",
+        manifests.stats
+    );
     let content = project.build(FingerprintMode::Content);
     assert_eq!(content.digest, cold.digest);
 
@@ -436,8 +535,19 @@ fn a_real_npm_tree_builds_and_every_mode_agrees() {
     project.write("lib/nodejs/node_modules/axios/index.js", "// edited\n");
     let edited = project.build(FingerprintMode::Stat);
     assert_ne!(edited.digest, cold.digest);
-    assert_eq!(edited.changes.modified, vec!["nodejs/node_modules/axios/index.js".to_string()]);
-    assert!(edited.stats.entries_reused > 600, "unchanged entries are copied: {:?}", edited.stats);
-    let unzip = Command::new("unzip").arg("-tq").arg(edited.zip_path.unwrap()).status().unwrap();
+    assert_eq!(
+        edited.changes.modified,
+        vec!["nodejs/node_modules/axios/index.js".to_string()]
+    );
+    assert!(
+        edited.stats.entries_reused > 600,
+        "unchanged entries are copied: {:?}",
+        edited.stats
+    );
+    let unzip = Command::new("unzip")
+        .arg("-tq")
+        .arg(edited.zip_path.unwrap())
+        .status()
+        .unwrap();
     assert!(unzip.success());
 }

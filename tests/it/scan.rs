@@ -19,11 +19,18 @@ fn scan_layer(root: &Path, options: &ScanOptions) -> ScanOutput {
 }
 
 fn zip_paths(output: &ScanOutput) -> Vec<&str> {
-    output.entries.iter().map(|entry| entry.zip_path.as_str()).collect()
+    output
+        .entries
+        .iter()
+        .map(|entry| entry.zip_path.as_str())
+        .collect()
 }
 
 fn entry<'a>(output: &'a ScanOutput, zip_path: &str) -> &'a ScannedEntry {
-    let found = output.entries.iter().find(|entry| entry.zip_path == zip_path);
+    let found = output
+        .entries
+        .iter()
+        .find(|entry| entry.zip_path == zip_path);
     found.unwrap_or_else(|| panic!("no entry `{zip_path}` in {:?}", zip_paths(output)))
 }
 
@@ -32,19 +39,33 @@ fn messages(output: &ScanOutput) -> Vec<String> {
 }
 
 fn follow_external() -> ScanOptions {
-    ScanOptions { follow_external: true, ..ScanOptions::default() }
+    ScanOptions {
+        follow_external: true,
+        ..ScanOptions::default()
+    }
 }
 
 fn manifests_mode() -> ScanOptions {
-    ScanOptions { skip_package_contents: true, ..ScanOptions::default() }
+    ScanOptions {
+        skip_package_contents: true,
+        ..ScanOptions::default()
+    }
 }
 
 /// A layer with two sources and a package, files created out of order.
 fn small_layer(root: &Path) {
     write(root, "opt/bin/tool", b"#!/bin/sh\n");
-    write(root, "lib/nodejs/node_modules/a/package.json", b"{\"name\":\"a\"}");
+    write(
+        root,
+        "lib/nodejs/node_modules/a/package.json",
+        b"{\"name\":\"a\"}",
+    );
     write(root, "lib/nodejs/index.js", b"require('a')");
-    write(root, "lib/nodejs/node_modules/a/index.js", b"module.exports = 1");
+    write(
+        root,
+        "lib/nodejs/node_modules/a/index.js",
+        b"module.exports = 1",
+    );
     write(root, "lib/python/six.py", b"");
 }
 
@@ -89,8 +110,14 @@ fn stat_data_is_the_entry_lstat() {
     assert_eq!(stat.size, 5);
     assert_eq!(stat.inode, metadata.ino());
     assert_eq!(stat.mode, 0o100751);
-    assert_eq!(stat.mtime_ns, metadata.mtime() * 1_000_000_000 + metadata.mtime_nsec());
-    assert_eq!(stat.ctime_ns, metadata.ctime() * 1_000_000_000 + metadata.ctime_nsec());
+    assert_eq!(
+        stat.mtime_ns,
+        metadata.mtime() * 1_000_000_000 + metadata.mtime_nsec()
+    );
+    assert_eq!(
+        stat.ctime_ns,
+        metadata.ctime() * 1_000_000_000 + metadata.ctime_nsec()
+    );
 }
 
 #[test]
@@ -108,8 +135,10 @@ fn excluded_folder_is_skipped_when_named_through_another_spelling() {
     write(dir.path(), "layer/opt/.lamina/cache.db", b"");
     write(dir.path(), "layer/opt/kept.txt", b"");
     symlink(dir.path().join("layer/opt"), dir.path().join("alias")).unwrap();
-    let options =
-        ScanOptions { exclude: vec![dir.path().join("alias/./.lamina")], ..ScanOptions::default() };
+    let options = ScanOptions {
+        exclude: vec![dir.path().join("alias/./.lamina")],
+        ..ScanOptions::default()
+    };
     let output = scan_layer(&dir.path().join("layer"), &options);
     assert!(output.problems.is_empty(), "{:?}", messages(&output));
     assert_eq!(zip_paths(&output), ["kept.txt"]);
@@ -121,7 +150,11 @@ fn excluded_folder_is_skipped_when_reached_through_a_followed_link() {
     write(project.path(), ".lamina/cache.db", b"");
     write(project.path(), "shared/asset.txt", b"");
     write(project.path(), "layers/one/opt/own.txt", b"");
-    symlink(project.path(), project.path().join("layers/one/opt/project")).unwrap();
+    symlink(
+        project.path(),
+        project.path().join("layers/one/opt/project"),
+    )
+    .unwrap();
     let options = ScanOptions {
         follow_external: true,
         exclude: vec![project.path().join(".lamina")],
@@ -130,7 +163,9 @@ fn excluded_folder_is_skipped_when_reached_through_a_followed_link() {
     let output = scan_layer(&project.path().join("layers/one"), &options);
 
     assert!(zip_paths(&output).contains(&"project/shared/asset.txt"));
-    assert!(!zip_paths(&output).iter().any(|path| path.contains(".lamina")));
+    assert!(!zip_paths(&output)
+        .iter()
+        .any(|path| path.contains(".lamina")));
     // The walk meets the layer's own `opt` again below the followed link and stops there.
     let [ScanError::LinkCycle { path, .. }] = output.problems.as_slice() else {
         panic!("{:?}", messages(&output));
@@ -152,10 +187,16 @@ fn symlink_inside_layer_is_kept_as_link() {
     let cli = entry(&output, "nodejs/node_modules/.bin/cli");
     assert_eq!(cli.kind, EntryKind::Symlink);
     assert_eq!(cli.link_target.as_deref(), Some("../a/bin/cli.js"));
-    assert_eq!(cli.stat.inode, std::fs::symlink_metadata(&link).unwrap().ino());
+    assert_eq!(
+        cli.stat.inode,
+        std::fs::symlink_metadata(&link).unwrap().ino()
+    );
     let folder_link = entry(&output, "nodejs/a");
     assert_eq!(folder_link.kind, EntryKind::Symlink);
-    assert!(!zip_paths(&output).contains(&"nodejs/a/bin"), "a link to a folder is not walked");
+    assert!(
+        !zip_paths(&output).contains(&"nodejs/a/bin"),
+        "a link to a folder is not walked"
+    );
 }
 
 #[test]
@@ -181,7 +222,9 @@ fn symlink_out_of_layer_is_refused() {
              content",
         ]
     );
-    let ScanError::LinkLeavesLayer { folder, .. } = &output.problems[0] else { panic!() };
+    let ScanError::LinkLeavesLayer { folder, .. } = &output.problems[0] else {
+        panic!()
+    };
     assert_eq!(folder, "lib/nodejs");
     assert!(!zip_paths(&output).contains(&"nodejs/x"));
 }
@@ -192,7 +235,12 @@ fn absolute_symlink_is_refused_even_into_the_layer() {
     let inside = write(dir.path(), "opt/real.txt", b"r");
     symlink(&inside, dir.path().join("opt/absolute")).unwrap();
     let output = scan_layer(dir.path(), &ScanOptions::default());
-    let [ScanError::LinkLeavesLayer { path, target, folder }] = output.problems.as_slice() else {
+    let [ScanError::LinkLeavesLayer {
+        path,
+        target,
+        folder,
+    }] = output.problems.as_slice()
+    else {
         panic!("{:?}", messages(&output));
     };
     assert_eq!((path.as_str(), folder.as_str()), ("opt/absolute", "opt"));
@@ -256,7 +304,10 @@ fn follow_external_stores_a_file_as_its_content() {
     assert_eq!(config.kind, EntryKind::File);
     assert_eq!(config.source_path, "opt/config.json");
     assert_eq!(config.stat.size, 8);
-    assert_eq!(config.stat.inode, std::fs::metadata(&outside).unwrap().ino());
+    assert_eq!(
+        config.stat.inode,
+        std::fs::metadata(&outside).unwrap().ino()
+    );
     assert_eq!(config.link_target, None);
 }
 
@@ -268,7 +319,11 @@ fn follow_external_walks_a_folder_as_if_it_were_there() {
     write(dir.path(), "shared/c.js", b"c");
     symlink("lib/a.js", dir.path().join("shared/link-to-a")).unwrap();
     std::fs::create_dir_all(dir.path().join("layer/lib/nodejs")).unwrap();
-    symlink("../../../shared", dir.path().join("layer/lib/nodejs/shared")).unwrap();
+    symlink(
+        "../../../shared",
+        dir.path().join("layer/lib/nodejs/shared"),
+    )
+    .unwrap();
     let output = scan_layer(&dir.path().join("layer"), &follow_external());
 
     assert!(output.problems.is_empty(), "{:?}", messages(&output));
@@ -287,7 +342,10 @@ fn follow_external_walks_a_folder_as_if_it_were_there() {
     );
     assert_eq!(entry(&output, "nodejs/shared").kind, EntryKind::Dir);
     // Below a followed folder, links are stored as content too.
-    assert_eq!(entry(&output, "nodejs/shared/link-to-a").kind, EntryKind::File);
+    assert_eq!(
+        entry(&output, "nodejs/shared/link-to-a").kind,
+        EntryKind::File
+    );
     let deep = entry(&output, "nodejs/shared/lib/deep/b.js");
     assert_eq!(deep.source_path, "lib/nodejs/shared/lib/deep/b.js");
 }
@@ -298,7 +356,11 @@ fn follow_external_folder_cycle_ends_with_an_error() {
     write(dir.path(), "outside/inner/file.txt", b"f");
     symlink("..", dir.path().join("outside/inner/up")).unwrap();
     std::fs::create_dir_all(dir.path().join("layer/opt")).unwrap();
-    symlink(dir.path().join("outside/inner"), dir.path().join("layer/opt/ext")).unwrap();
+    symlink(
+        dir.path().join("outside/inner"),
+        dir.path().join("layer/opt/ext"),
+    )
+    .unwrap();
     let output = scan_layer(&dir.path().join("layer"), &follow_external());
 
     let [ScanError::LinkCycle { path, .. }] = output.problems.as_slice() else {
@@ -313,14 +375,19 @@ fn follow_external_folder_cycle_ends_with_an_error() {
 fn non_utf8_name_is_reported_and_the_rest_is_listed() {
     let dir = tempdir();
     write(dir.path(), "lib/nodejs/good.js", b"");
-    let bad = dir.path().join("lib/nodejs").join(OsStr::from_bytes(b"bad\xff.js"));
+    let bad = dir
+        .path()
+        .join("lib/nodejs")
+        .join(OsStr::from_bytes(b"bad\xff.js"));
     std::fs::write(bad, b"").unwrap();
     let output = scan_layer(dir.path(), &ScanOptions::default());
 
     assert_eq!(
         messages(&output),
-        ["folder `lib/nodejs` holds an entry whose name is not UTF-8 (`bad\u{fffd}.js`): zip \
-             paths must be UTF-8, so rename it"]
+        [
+            "folder `lib/nodejs` holds an entry whose name is not UTF-8 (`bad\u{fffd}.js`): zip \
+             paths must be UTF-8, so rename it"
+        ]
     );
     assert_eq!(zip_paths(&output), ["nodejs", "nodejs/good.js"]);
 }
@@ -359,7 +426,12 @@ fn folders_from_two_sources_merge_without_collision() {
     assert!(output.problems.is_empty(), "{:?}", messages(&output));
     assert_eq!(
         zip_paths(&output),
-        ["nodejs", "nodejs/node_modules", "nodejs/node_modules/a.js", "nodejs/node_modules/b.js"]
+        [
+            "nodejs",
+            "nodejs/node_modules",
+            "nodejs/node_modules/a.js",
+            "nodejs/node_modules/b.js"
+        ]
     );
     assert_eq!(entry(&output, "nodejs").source_path, "lib/nodejs");
 }
@@ -375,8 +447,10 @@ fn fifo_is_refused() {
 
     assert_eq!(
         messages(&output),
-        ["`opt/pipe` is a fifo (named pipe): a zip holds only files, folders and symlinks, so \
-             move it out of the layer"]
+        [
+            "`opt/pipe` is a fifo (named pipe): a zip holds only files, folders and symlinks, so \
+             move it out of the layer"
+        ]
     );
     assert_eq!(zip_paths(&output), ["ok.txt"]);
 }
@@ -389,7 +463,11 @@ fn node_tree(root: &Path) {
         write(root, &format!("{folder}/index.js"), b"");
     }
     write(root, "lib/nodejs/node_modules/a/lib/util.js", b"");
-    write(root, "lib/nodejs/node_modules/a/lib/node_modules/bundled/package.json", b"");
+    write(
+        root,
+        "lib/nodejs/node_modules/a/lib/node_modules/bundled/package.json",
+        b"",
+    );
     write(root, "lib/nodejs/node_modules/.bin/package.json", b"");
     write(root, "lib/nodejs/node_modules/no-manifest/index.js", b"");
     write(root, "lib/nodejs/node_modules/.package-lock.json", b"{}");
@@ -398,7 +476,11 @@ fn node_tree(root: &Path) {
 }
 
 fn package_dirs(output: &ScanOutput) -> Vec<&str> {
-    output.packages.iter().map(|package| package.source_dir.as_str()).collect()
+    output
+        .packages
+        .iter()
+        .map(|package| package.source_dir.as_str())
+        .collect()
 }
 
 #[test]
@@ -422,7 +504,10 @@ fn nested_and_scoped_packages_are_found_and_dot_folders_are_not() {
     assert_eq!(scoped.kind, PackageKind::Node);
     assert_eq!(scoped.source_folder, "lib/nodejs");
     assert_eq!(scoped.zip_dir, "nodejs/node_modules/@scope/c");
-    assert_eq!(scoped.manifest_path, "lib/nodejs/node_modules/@scope/c/package.json");
+    assert_eq!(
+        scoped.manifest_path,
+        "lib/nodejs/node_modules/@scope/c/package.json"
+    );
     assert_eq!(scoped.manifest_stat.size, "@scope/c".len() as u64);
     assert!(!scoped.contents_skipped);
     assert!(zip_paths(&output).contains(&"nodejs/node_modules/a/package.json"));
@@ -436,7 +521,9 @@ fn python_install_is_found_by_its_lock() {
     write(dir.path(), "opt/python/Pipfile.lock", b"{}");
     let output = scan_layer(dir.path(), &ScanOptions::default());
 
-    let [python] = output.packages.as_slice() else { panic!("{:?}", output.packages) };
+    let [python] = output.packages.as_slice() else {
+        panic!("{:?}", output.packages)
+    };
     assert_eq!(python.kind, PackageKind::Python);
     assert_eq!(python.source_dir, "lib/python");
     assert_eq!(python.zip_dir, "python");
@@ -479,9 +566,16 @@ fn manifests_mode_walks_nested_node_modules_but_not_package_files() {
             "python/Pipfile.lock",
         ]
     );
-    assert!(output.packages.iter().all(|package| package.contents_skipped));
+    assert!(output
+        .packages
+        .iter()
+        .all(|package| package.contents_skipped));
     assert_eq!(output.packages.len(), 6);
-    let b = output.packages.iter().find(|package| package.source_dir.ends_with("/b")).unwrap();
+    let b = output
+        .packages
+        .iter()
+        .find(|package| package.source_dir.ends_with("/b"))
+        .unwrap();
     assert_eq!(b.manifest_stat.size, "a/node_modules/b".len() as u64);
 }
 
@@ -494,7 +588,11 @@ fn scan_package_lists_exactly_the_skipped_files() {
     write(dir.path(), "lib/python/requests/__init__.py", b"");
     write(dir.path(), "lib/python/six.py", b"");
     std::fs::create_dir_all(dir.path().join("lib/nodejs/node_modules/d/bin")).unwrap();
-    symlink("../index.js", dir.path().join("lib/nodejs/node_modules/d/bin/d")).unwrap();
+    symlink(
+        "../index.js",
+        dir.path().join("lib/nodejs/node_modules/d/bin/d"),
+    )
+    .unwrap();
 
     let full = scan_layer(dir.path(), &ScanOptions::default());
     let manifests = scan_layer(dir.path(), &manifests_mode());
@@ -505,17 +603,28 @@ fn scan_package_lists_exactly_the_skipped_files() {
         let own = scan_package(dir.path(), package, &manifests_mode());
         assert!(own.problems.is_empty(), "{:?}", messages(&own));
         assert!(own.packages.is_empty());
-        assert!(own.entries.iter().all(|entry| entry.zip_path.starts_with(&package.zip_dir)));
+        assert!(own
+            .entries
+            .iter()
+            .all(|entry| entry.zip_path.starts_with(&package.zip_dir)));
         spliced.extend(own.entries);
     }
     spliced.sort_by(|a, b| a.zip_path.cmp(&b.zip_path));
     assert_eq!(spliced, full.entries);
 
-    let python = manifests.packages.iter().find(|p| p.kind == PackageKind::Python).unwrap();
+    let python = manifests
+        .packages
+        .iter()
+        .find(|p| p.kind == PackageKind::Python)
+        .unwrap();
     let own = scan_package(dir.path(), python, &ScanOptions::default());
     assert_eq!(
         zip_paths(&own),
-        ["python/requests", "python/requests/__init__.py", "python/six.py"]
+        [
+            "python/requests",
+            "python/requests/__init__.py",
+            "python/six.py"
+        ]
     );
 }
 
@@ -535,8 +644,10 @@ fn scan_package_of_a_vanished_package_reports_it() {
     let output = scan_package(dir.path(), &package, &ScanOptions::default());
     assert_eq!(
         messages(&output),
-        ["`lib/nodejs/node_modules/gone` vanished while it was being scanned: run again once \
-             the tree is quiet"]
+        [
+            "`lib/nodejs/node_modules/gone` vanished while it was being scanned: run again once \
+             the tree is quiet"
+        ]
     );
 }
 
@@ -567,14 +678,22 @@ fn unreadable_folder_is_reported() {
     let child = Command::new("setpriv")
         .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
         .arg(&binary)
-        .args(["scan::unreadable_folder_child", "--exact", "--ignored", "--nocapture"])
+        .args([
+            "scan::unreadable_folder_child",
+            "--exact",
+            "--ignored",
+            "--nocapture",
+        ])
         .env(UNREADABLE_ROOT, &layer)
         .output()
         .expect("setpriv (util-linux) runs the unprivileged part of this test");
     let stdout = String::from_utf8_lossy(&child.stdout);
     let stderr = String::from_utf8_lossy(&child.stderr);
     assert!(child.status.success(), "child failed:\n{stdout}\n{stderr}");
-    assert!(stdout.contains(CHILD_MARKER), "the child ran no check:\n{stdout}\n{stderr}");
+    assert!(
+        stdout.contains(CHILD_MARKER),
+        "the child ran no check:\n{stdout}\n{stderr}"
+    );
 }
 
 #[test]
@@ -594,5 +713,8 @@ fn check_unreadable_folder(layer: &Path) {
     assert_eq!(error.kind(), std::io::ErrorKind::PermissionDenied);
     assert!(messages(&output)[0].starts_with("cannot read `lib/nodejs/secret`: "));
     // The folder's own entry is listed; the walk went on past it.
-    assert_eq!(zip_paths(&output), ["nodejs", "nodejs/open.js", "nodejs/secret"]);
+    assert_eq!(
+        zip_paths(&output),
+        ["nodejs", "nodejs/open.js", "nodejs/secret"]
+    );
 }
