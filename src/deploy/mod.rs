@@ -3,6 +3,9 @@
 //! A [`Target`] is where layer versions and functions live: the local registry folder (the
 //! default, offline) or AWS Lambda. Push planning is the same for both; only the calls differ.
 
+#[cfg(feature = "aws")]
+pub mod aws;
+
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
