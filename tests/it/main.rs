@@ -1,3 +1,5 @@
 //! lamina's integration tests: one binary, one module per area.
 
 mod support;
+#[cfg(feature = "aws")]
+mod aws;

@@ -50,3 +50,6 @@ pub fn walk(root: &Path) -> Vec<PathBuf> {
 pub fn tempdir() -> TempDir {
     tempfile::Builder::new().prefix("lamina-test-").tempdir().unwrap()
 }
+
+#[cfg(feature = "aws")]
+pub mod moto;
