@@ -1,0 +1,138 @@
+//! Carrying out a [`PushPlan`]: publish, set access, deploy.
+//!
+//! Layers go first, so that functions can be deployed with the ARNs the new versions got. The
+//! first failure stops the push; what was done before it is returned in
+//! [`PushError::Interrupted`], and a re-run finds it on the target (by CodeSha256) instead of
+//! doing it again.
+
+use std::collections::BTreeMap;
+
+use crate::deploy::push::{
+    FunctionAction, FunctionOutcome, FunctionPlan, FunctionReport, LayerAction, LayerOutcome,
+    LayerPlan, LayerReport, PushError, PushPlan, PushReport, ResolvedLayer,
+};
+use crate::deploy::{DeployError, DeployFunction, LayerVersion, Target};
+use crate::progress::{Phase, Progress};
+
+/// Publishes, sets access on new versions and deploys functions, as planned.
+///
+/// On the first failure it stops and returns [`PushError::Interrupted`] with what was done.
+pub fn execute(
+    plan: &PushPlan,
+    target: &mut dyn Target,
+    progress: &dyn Progress,
+) -> Result<PushReport, PushError> {
+    let mut report = PushReport::default();
+    let mut arns: BTreeMap<&str, String> = BTreeMap::new();
+    for layer in &plan.layers {
+        if let Err(source) = execute_layer(layer, target, progress, &mut report) {
+            return Err(interrupted(report, source));
+        }
+        if let Some(done) = report.layers.last() {
+            arns.insert(&layer.layer, done.arn.clone());
+        }
+    }
+    for function in &plan.functions {
+        if let Err(source) = execute_function(function, &arns, target, progress, &mut report) {
+            return Err(interrupted(report, source));
+        }
+    }
+    Ok(report)
+}
+
+fn interrupted(report: PushReport, source: DeployError) -> PushError {
+    PushError::Interrupted {
+        completed: Box::new(report),
+        source,
+    }
+}
+
+fn execute_layer(
+    layer: &LayerPlan,
+    target: &mut dyn Target,
+    progress: &dyn Progress,
+    report: &mut PushReport,
+) -> Result<(), DeployError> {
+    let request = match &layer.action {
+        LayerAction::Unchanged(version) => {
+            report
+                .layers
+                .push(layer_report(layer, version, LayerOutcome::Unchanged));
+            return Ok(());
+        }
+        LayerAction::Publish(request) => request,
+    };
+
+    progress.start(Phase::Upload, &layer.layer, request.zip_size);
+    let version = target.publish_layer_version(request);
+    if version.is_ok() {
+        progress.advance(request.zip_size);
+    }
+    progress.finish();
+    let version = version?;
+    tracing::info!(layer = %layer.layer, version = version.version, "layer version published");
+    // Reported before access is set, so that an interrupted push still says it published.
+    report
+        .layers
+        .push(layer_report(layer, &version, LayerOutcome::Published));
+
+    let change = target.reconcile_access(&layer.layer, version.version, &layer.access)?;
+    if let Some(done) = report.layers.last_mut() {
+        done.access = Some(change);
+    }
+    Ok(())
+}
+
+fn layer_report(layer: &LayerPlan, version: &LayerVersion, action: LayerOutcome) -> LayerReport {
+    LayerReport {
+        layer: layer.layer.clone(),
+        action,
+        version: version.version,
+        arn: version.arn.clone(),
+        digest: layer.digest,
+        code_sha256: layer.code_sha256.clone(),
+        access: None,
+    }
+}
+
+fn execute_function(
+    function: &FunctionPlan,
+    layer_arns: &BTreeMap<&str, String>,
+    target: &mut dyn Target,
+    progress: &dyn Progress,
+    report: &mut PushReport,
+) -> Result<(), DeployError> {
+    let layers: Vec<String> = function
+        .layers
+        .iter()
+        .map(|layer| match layer {
+            // A plan resolves to `New` only a layer it publishes, and layers run first.
+            ResolvedLayer::New { layer } => layer_arns[layer.as_str()].clone(),
+            resolved => resolved.arn().unwrap_or_default().to_string(),
+        })
+        .collect();
+    let action = match function.action {
+        FunctionAction::Unchanged => FunctionOutcome::Unchanged,
+        FunctionAction::Create | FunctionAction::Update { .. } => {
+            let request = DeployFunction {
+                layers: layers.clone(),
+                ..function.request.clone()
+            };
+            progress.start(Phase::Upload, &function.function, request.zip_size);
+            let deployed = target.deploy_function(&request);
+            if deployed.is_ok() {
+                progress.advance(request.zip_size);
+            }
+            progress.finish();
+            deployed?;
+            tracing::info!(function = %function.function, "function deployed");
+            FunctionOutcome::Deployed
+        }
+    };
+    report.functions.push(FunctionReport {
+        function: function.function.clone(),
+        action,
+        layers,
+    });
+    Ok(())
+}
