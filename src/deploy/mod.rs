@@ -18,10 +18,6 @@
 pub mod local;
 pub mod push;
 pub mod versions;
-// The AWS target lives in `aws.rs`; it is declared here once it is merged:
-// #[cfg(feature = "aws")]
-// pub mod aws;
-
 #[cfg(feature = "aws")]
 pub mod aws;
 

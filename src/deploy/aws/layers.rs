@@ -147,7 +147,7 @@ impl AwsTarget {
             .block_on(publish.send())
             .map_err(|error| classify("lambda:PublishLayerVersion", &endpoint, error))?;
 
-        let version = published_version(&name, output);
+        let version = published_version(&name, request, output);
         if let Some(layer_arn) = layer_arn_of(&version.arn) {
             self.layer_arns.insert(name.clone(), layer_arn.to_owned());
         }
@@ -386,11 +386,15 @@ fn layer_version(name: &str, output: GetLayerVersionOutput, access: AccessSet) -
             a.as_str()
         }),
         access,
+        // AWS reports neither; only versions this machine published carry them.
+        digest: None,
+        unzipped_size: None,
     }
 }
 
 fn published_version(
     name: &str,
+    request: &PublishLayer,
     output: aws_sdk_lambda::operation::publish_layer_version::PublishLayerVersionOutput,
 ) -> LayerVersion {
     LayerVersion {
@@ -411,6 +415,8 @@ fn published_version(
         }),
         // A new version has no policy until access is reconciled.
         access: AccessSet::default(),
+        digest: Some(request.digest),
+        unzipped_size: Some(request.unzipped_size),
     }
 }
 

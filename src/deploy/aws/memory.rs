@@ -168,6 +168,8 @@ mod tests {
             runtimes: vec!["nodejs22.x".to_owned()],
             architectures: vec!["x86_64".to_owned()],
             access: AccessSet::default(),
+            digest: None,
+            unzipped_size: None,
         }
     }
 

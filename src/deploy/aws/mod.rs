@@ -278,11 +278,9 @@ fn rfc3339_utc(raw: &str) -> String {
         .unwrap_or_else(|| raw.to_owned())
 }
 
-/// How an [`AwsError`] reaches the engine.
-// TODO: map into a dedicated `DeployError::Aws(#[from] AwsError)` variant once deploy/mod.rs has
-// one, so that callers can match on the AWS cases instead of reading a string.
+/// How an [`AwsError`] reaches the engine: boxed, so that `DeployError` builds without the SDK.
 fn deploy_error(error: AwsError) -> DeployError {
-    DeployError::Other(error.to_string())
+    DeployError::Aws(Box::new(error))
 }
 
 impl Target for AwsTarget {
