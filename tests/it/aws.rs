@@ -11,7 +11,7 @@ use lamina::access::AccessSet;
 use lamina::build::{BuildReport, BuildStats, BuildStatus, Changes};
 use lamina::cache::{Owner, ZipRecord};
 use lamina::deploy::aws::memory::MEMORY_FILE;
-use lamina::deploy::aws::{AwsTarget, ConnectOptions, StaticCredentials};
+use lamina::deploy::aws::{AwsTarget, ConnectOptions, StaticCredentials, DIRECT_UPLOAD_LIMIT_ENV};
 use lamina::deploy::push::{self, FunctionOutcome, LayerOutcome, PlanOptions, PushReport};
 use lamina::deploy::{DeployFunction, LayerVersion, PublishLayer, Target};
 use lamina::digest::Digest;
@@ -712,4 +712,132 @@ fn push_publishes_once_and_a_fresh_clone_publishes_nothing() {
         requests.iter().all(|r| r.method == "GET"),
         "nothing written: {requests:?}"
     );
+}
+
+/// Selects what [`chain_probe`] does in a child process; unset, it does nothing.
+const PROBE_MODE: &str = "LAMINA_AWS_CHAIN_PROBE";
+const PROBE_DIR: &str = "LAMINA_AWS_CHAIN_PROBE_DIR";
+const PROBE_BUCKET: &str = "LAMINA_AWS_CHAIN_PROBE_BUCKET";
+
+/// Runs [`chain_probe`] in a child process of this test binary, with only the environment given
+/// (plus an empty home and instance metadata pointed at a dead loopback port, so that no lookup
+/// leaves the machine), and returns what the probe printed.
+///
+/// The standard configuration chain reads the process environment, which test threads share, so
+/// it is exercised in a process of its own.
+fn run_probe(env: &[(&str, String)]) -> String {
+    let home = tempdir();
+    let dead_port = crate::support::moto::free_port();
+    let output = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["aws::chain_probe", "--exact", "--ignored", "--nocapture"])
+        .env_clear()
+        .env("HOME", home.path())
+        .env("AWS_CONFIG_FILE", home.path().join("config"))
+        .env(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            home.path().join("credentials"),
+        )
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env(
+            "AWS_EC2_METADATA_SERVICE_ENDPOINT",
+            format!("http://127.0.0.1:{dead_port}"),
+        )
+        .env(PROBE_MODE, "publish")
+        .env(PROBE_DIR, home.path())
+        .envs(env.iter().map(|(key, value)| (key, value)))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let line = stdout.lines().find_map(|line| line.strip_prefix("PROBE "));
+    line.unwrap_or_else(|| panic!("the probe printed no result:\n{stdout}"))
+        .to_owned()
+}
+
+#[test]
+#[ignore = "run by the configuration chain tests in a child process with its own environment"]
+fn chain_probe() {
+    let (Ok(_), Ok(dir)) = (std::env::var(PROBE_MODE), std::env::var(PROBE_DIR)) else {
+        return;
+    };
+    let dir = PathBuf::from(dir);
+    let config = AwsConfig {
+        region: None,
+        bucket: std::env::var(PROBE_BUCKET).ok(),
+        ..config()
+    };
+    let zip = write_zip(&dir, "probe", &[("opt/data.bin", &noise(4096, 5))]);
+    let published = AwsTarget::connect(&config, &dir)
+        .map_err(|error| error.to_string())
+        .and_then(|mut target| {
+            let published = target.publish_layer_version(&publish_request("probe", &zip));
+            published.map_err(|error| error.to_string())
+        });
+    match published {
+        Ok(version) if version.code_sha256 == zip.code_sha256 => println!("PROBE published"),
+        Ok(version) => println!("PROBE wrong CodeSha256 {}", version.code_sha256),
+        Err(error) => println!("PROBE error: {error}"),
+    }
+}
+
+fn chain_env(moto: &Moto) -> Vec<(&'static str, String)> {
+    vec![
+        ("AWS_ENDPOINT_URL", moto.endpoint()),
+        ("AWS_REGION", REGION.to_owned()),
+        ("AWS_ACCESS_KEY_ID", "test".to_owned()),
+        ("AWS_SECRET_ACCESS_KEY", "test".to_owned()),
+    ]
+}
+
+#[test]
+fn the_standard_chain_takes_endpoint_region_and_credentials_from_the_environment() {
+    let moto = Moto::start();
+    moto.sdk().create_bucket("artifacts");
+    let mut env = chain_env(&moto);
+    env.push((PROBE_BUCKET, "artifacts".to_owned()));
+    env.push((DIRECT_UPLOAD_LIMIT_ENV, "1024".to_owned()));
+
+    assert_eq!(run_probe(&env), "published");
+    let requests = moto.requests();
+    assert_eq!(
+        count(&requests, "PUT", "/artifacts/lamina/layers/shop-probe/"),
+        1,
+        "{requests:?}"
+    );
+    assert_eq!(
+        count(&requests, "POST", "/2018-10-31/layers/shop-probe/versions"),
+        1
+    );
+}
+
+#[test]
+fn missing_credentials_say_what_to_set() {
+    let moto = Moto::start();
+    let env: Vec<_> = chain_env(&moto)
+        .into_iter()
+        .filter(|(key, _)| !key.contains("KEY"))
+        .collect();
+
+    let result = run_probe(&env);
+    assert!(
+        result.starts_with("error: no AWS credentials were found"),
+        "{result}"
+    );
+    assert!(
+        result.contains("AWS_PROFILE") && result.contains("AWS_ACCESS_KEY_ID"),
+        "{result}"
+    );
+    assert_eq!(moto.requests().len(), 0, "nothing was sent");
+}
+
+#[test]
+fn a_missing_region_says_what_to_set() {
+    let moto = Moto::start();
+    let env: Vec<_> = chain_env(&moto)
+        .into_iter()
+        .filter(|(key, _)| *key != "AWS_REGION")
+        .collect();
+
+    let result = run_probe(&env);
+    assert!(result.contains("no AWS region is configured"), "{result}");
+    assert!(result.contains("`region` in [target.aws]"), "{result}");
 }

@@ -50,6 +50,10 @@ use crate::progress::{NoProgress, Progress};
 /// zips go through S3. Tests lower it with [`ConnectOptions::direct_upload_limit`].
 pub const DIRECT_UPLOAD_LIMIT: u64 = 50_000_000;
 
+/// An environment variable, for tests only, that overrides [`DIRECT_UPLOAD_LIMIT`] in
+/// [`AwsTarget::connect`], so that a small zip can take the S3 path.
+pub const DIRECT_UPLOAD_LIMIT_ENV: &str = "LAMINA_TEST_DIRECT_UPLOAD_LIMIT";
+
 /// S3 objects larger than this are sent as multipart uploads.
 pub const MULTIPART_THRESHOLD: u64 = 64 * 1024 * 1024;
 
@@ -125,8 +129,18 @@ pub struct AwsTarget {
 impl AwsTarget {
     /// Connects with the standard AWS configuration chain; `lamina_dir` is the project's
     /// `.lamina/` folder, where what was seen of layer versions is remembered.
+    ///
+    /// [`DIRECT_UPLOAD_LIMIT_ENV`] lowers the direct-upload limit, for tests that drive lamina
+    /// through its command line and cannot pass [`ConnectOptions`].
     pub fn connect(config: &AwsConfig, lamina_dir: &Path) -> Result<AwsTarget, AwsError> {
-        AwsTarget::connect_with(config, lamina_dir, ConnectOptions::default())
+        let mut options = ConnectOptions::default();
+        if let Some(limit) = std::env::var(DIRECT_UPLOAD_LIMIT_ENV)
+            .ok()
+            .and_then(|v| v.parse().ok())
+        {
+            options.direct_upload_limit = limit;
+        }
+        AwsTarget::connect_with(config, lamina_dir, options)
     }
 
     /// Connects with explicit settings where `options` has them, the chain elsewhere.

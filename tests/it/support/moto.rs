@@ -97,12 +97,16 @@ impl Moto {
         arn.to_owned()
     }
 
-    /// Every request answered since the server started or since [`Moto::clear_requests`].
+    /// Every AWS API request answered since the server started or since
+    /// [`Moto::clear_requests`] (the helper's own calls to `/moto-api/` are left out).
     pub fn requests(&self) -> Vec<Recorded> {
         let text = std::fs::read_to_string(self.recording()).unwrap_or_default();
-        text.lines()
+        let requests = text
+            .lines()
             .filter(|line| !line.trim().is_empty())
-            .map(recorded)
+            .map(recorded);
+        requests
+            .filter(|request| !request.path.starts_with("/moto-api/"))
             .collect()
     }
 
