@@ -191,6 +191,7 @@ fn a_fresh_target_with_empty_memory_finds_versions_by_content() {
     assert_eq!(listed[0].version, published.version);
     assert_eq!(listed[0].description, published.description);
     assert_eq!(listed[0].runtimes, vec!["nodejs22.x".to_owned()]);
+    assert_eq!(listed[0].architectures, vec!["x86_64".to_owned()]);
     assert_eq!(listed[0].access, access(&[OTHER_ACCOUNT], false));
     assert_eq!(remembered(second_machine.path()), vec![published.arn]);
 }

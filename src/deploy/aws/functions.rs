@@ -263,3 +263,46 @@ fn function_state(name: &str, configuration: &FunctionConfiguration) -> Function
             .collect(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn configuration(
+        state: Option<State>,
+        update: Option<LastUpdateStatus>,
+    ) -> FunctionConfiguration {
+        FunctionConfiguration::builder()
+            .set_state(state)
+            .set_last_update_status(update)
+            .last_update_status_reason("the code is too large")
+            .build()
+    }
+
+    #[test]
+    fn a_pending_or_updating_function_is_waited_for() {
+        assert!(is_busy(&configuration(Some(State::Pending), None)));
+        assert!(is_busy(&configuration(
+            Some(State::Active),
+            Some(LastUpdateStatus::InProgress)
+        )));
+        assert!(!is_busy(&configuration(
+            Some(State::Active),
+            Some(LastUpdateStatus::Successful)
+        )));
+        assert!(
+            !is_busy(&configuration(None, None)),
+            "servers that report neither are ready"
+        );
+    }
+
+    #[test]
+    fn a_failed_update_is_reported_with_its_reason() {
+        let failed = configuration(Some(State::Active), Some(LastUpdateStatus::Failed));
+        assert_eq!(
+            failure(&failed).unwrap(),
+            "its last update failed: the code is too large"
+        );
+        assert_eq!(failure(&configuration(Some(State::Active), None)), None);
+    }
+}

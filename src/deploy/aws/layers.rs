@@ -34,17 +34,29 @@ impl AwsTarget {
             self.memory.forget_deleted(layer_arn, &existing);
         }
 
+        // What was fetched before a failure is saved all the same: it is true, and the next
+        // listing need not ask for it again.
+        let versions = self.remembered_or_fetched(&name, &listed);
+        self.memory.save()?;
+        let mut versions = versions?;
+        versions.sort_by_key(|version| version.version);
+        tracing::debug!(layer = %name, versions = versions.len(), "listed layer versions");
+        Ok(versions)
+    }
+
+    fn remembered_or_fetched(
+        &mut self,
+        name: &str,
+        listed: &[(u64, String)],
+    ) -> Result<Vec<LayerVersion>, AwsError> {
         let mut versions = Vec::with_capacity(listed.len());
-        for (number, arn) in &listed {
+        for (number, arn) in listed {
             let version = match self.memory.get(arn) {
                 Some(seen) => seen.clone(),
-                None => self.fetch_version(&name, *number)?,
+                None => self.fetch_version(name, *number)?,
             };
             versions.push(version);
         }
-        self.memory.save()?;
-        versions.sort_by_key(|version| version.version);
-        tracing::debug!(layer = %name, versions = versions.len(), "listed layer versions");
         Ok(versions)
     }
 
