@@ -15,12 +15,11 @@
 //!
 //! Nothing in this module prints: results are values, and the command line renders them.
 
+#[cfg(feature = "aws")]
+pub mod aws;
 pub mod local;
 pub mod push;
 pub mod versions;
-// The AWS target lives in `aws.rs`; it is declared here once it is merged:
-// #[cfg(feature = "aws")]
-// pub mod aws;
 
 use std::path::PathBuf;
 
@@ -258,21 +257,19 @@ pub fn open_target(
 ) -> Result<Box<dyn Target>, DeployError> {
     match kind {
         TargetKind::Local => Ok(Box::new(local::LocalRegistry::open(state.registry_dir())?)),
-        TargetKind::Aws => open_aws(manifest),
+        TargetKind::Aws => open_aws(manifest, state),
     }
 }
 
 #[cfg(feature = "aws")]
-fn open_aws(manifest: &Manifest) -> Result<Box<dyn Target>, DeployError> {
-    // TODO: enable when the AWS target is merged; `aws::AwsTarget::connect` is written in
-    // parallel and this arm is its only caller.
-    // return Ok(Box::new(crate::deploy::aws::AwsTarget::connect(&manifest.target.aws)?));
-    let _ = manifest;
-    Err(DeployError::AwsDisabled)
+fn open_aws(manifest: &Manifest, state: &StateDir) -> Result<Box<dyn Target>, DeployError> {
+    let target = aws::AwsTarget::connect(&manifest.target.aws, &state.path)
+        .map_err(|error| DeployError::Aws(Box::new(error)))?;
+    Ok(Box::new(target))
 }
 
 #[cfg(not(feature = "aws"))]
-fn open_aws(_manifest: &Manifest) -> Result<Box<dyn Target>, DeployError> {
+fn open_aws(_manifest: &Manifest, _state: &StateDir) -> Result<Box<dyn Target>, DeployError> {
     Err(DeployError::AwsDisabled)
 }
 

@@ -1,5 +1,7 @@
 //! lamina's integration tests: one binary, one module per area.
 
+#[cfg(feature = "aws")]
+mod aws;
 mod cache;
 mod cli;
 mod deploy;

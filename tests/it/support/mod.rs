@@ -54,3 +54,6 @@ pub fn tempdir() -> TempDir {
         .tempdir()
         .unwrap()
 }
+
+#[cfg(feature = "aws")]
+pub mod moto;
