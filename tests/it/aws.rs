@@ -612,7 +612,10 @@ fn build_report(owner: Owner, zip: &Zip) -> BuildReport {
             file_name: zip.path.file_name().unwrap().to_string_lossy().into_owned(),
         }),
         zip_path: Some(zip.path.clone()),
+        unzipped_bytes: zip.unzipped_size,
+        entries: 1,
         changed: true,
+        previous: None,
         changes: Changes::default(),
         stats: BuildStats::default(),
     }
