@@ -581,9 +581,11 @@ struct Hashed {
     problems: Vec<Problem>,
 }
 
-/// Files above this size are hashed with memory mapping and blake3's own threads; below it, a
-/// plain read is cheaper and parallelism comes from hashing many files at once.
-const LARGE_FILE: u64 = 4 << 20;
+/// Files above this size are read in chunks of this size and each chunk is hashed with blake3's
+/// own threads; below it, a plain read is cheaper and parallelism comes from hashing many files
+/// at once. Files are read, never memory-mapped: a mapped file that another process truncates
+/// kills the reader with SIGBUS, and a build must report such a file, not crash on it.
+const LARGE_FILE: usize = 4 << 20;
 
 fn hash_stale(
     subject: &Subject,
@@ -656,16 +658,34 @@ fn hash_stale(
 
 /// blake3 of a file's content. The stat size decides only how to read, never what is hashed.
 fn hash_file(path: &Path, size_hint: u64) -> std::io::Result<blake3::Hash> {
+    let mut file = fs_err::File::open(path)?;
     let mut hasher = blake3::Hasher::new();
-    if size_hint >= LARGE_FILE {
-        hasher.update_mmap_rayon(path)?;
-    } else {
-        let mut file = fs_err::File::open(path)?;
+    if size_hint < LARGE_FILE as u64 {
         let mut buffer = Vec::with_capacity(size_hint as usize + 1);
         file.read_to_end(&mut buffer)?;
         hasher.update(&buffer);
+        return Ok(hasher.finalize());
     }
-    Ok(hasher.finalize())
+    let mut chunk = vec![0; LARGE_FILE];
+    loop {
+        let filled = read_full(&mut file, &mut chunk)?;
+        hasher.update_rayon(&chunk[..filled]);
+        if filled < chunk.len() {
+            return Ok(hasher.finalize());
+        }
+    }
+}
+
+/// Reads until `buffer` is full or the file ends; returns how much was read.
+fn read_full(file: &mut impl Read, buffer: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buffer.len() {
+        match file.read(&mut buffer[filled..])? {
+            0 => break,
+            read => filled += read,
+        }
+    }
+    Ok(filled)
 }
 
 /// Reuses the zip of `digest` when it is recorded and still on disk; packs it otherwise.
