@@ -39,12 +39,13 @@ use super::run;
 use super::state::{Record, StateFile};
 use super::swap::Staging;
 use super::{
-    check_success, decide, require_tool, Architecture, Context, Ecosystem, Install, InstallCommand,
-    InstallError, InstallOutcome, InstallReason, Installer,
+    check_success, decide, prepare_empty, record_tree, require_tool, Architecture, Context,
+    Decision, Ecosystem, Install, InstallCommand, InstallError, InstallOutcome, InstallReason,
+    Installer,
 };
 use lock::{
-    dependency_fingerprint, installed_tree_fingerprint, parse_pipfile_lock, requirement_lines,
-    requirements_input, LockedPackage, SourceInput,
+    dependency_fingerprint, has_installed_packages, installed_tree_fingerprint, parse_pipfile_lock,
+    requirement_lines, requirements_input, tree_matches_lock, LockedPackage, SourceInput,
 };
 
 /// `SOURCE_DATE_EPOCH` for pip: any fixed value makes py_compile write hash-checked `.pyc` files.
@@ -292,18 +293,6 @@ pub(super) fn prepare(
         Some(PythonSource::PipfileLock(path) | PythonSource::Requirements(path)) => (path, None),
     };
     let plan = Plan::new(context, &manifest)?;
-    let tree = || {
-        Ok(installed_tree_fingerprint(&plan.target)?
-            .to_hex()
-            .to_string())
-    };
-    let reason = decide(
-        state.record(Ecosystem::Python),
-        &plan.fingerprint,
-        &plan.target,
-        tree,
-    )?;
-
     let mut install = Install {
         ecosystem: Ecosystem::Python,
         installer: Installer::Pip,
@@ -312,9 +301,32 @@ pub(super) fn prepare(
         fingerprint: plan.fingerprint.clone(),
         outcome: InstallOutcome::UpToDate,
     };
-    match reason {
-        None => tracing::debug!(layer = %context.layer.name, "python dependencies are up to date"),
-        Some(reason) => {
+    if plan.source.is_empty() {
+        prepare_nothing(context, state, &plan, &mut install)?;
+        return Ok(Some(install));
+    }
+
+    let tree = || {
+        Ok(installed_tree_fingerprint(&plan.target)?
+            .to_hex()
+            .to_string())
+    };
+    let matches_lock = || match &plan.source {
+        SourceInput::PipfileLock { packages } => tree_matches_lock(&plan.target, packages),
+        SourceInput::Requirements { .. } => Ok(false),
+    };
+    let record = state.record(Ecosystem::Python);
+    match decide(record, &plan.fingerprint, &plan.target, tree, matches_lock)? {
+        Decision::Current => {
+            tracing::debug!(layer = %context.layer.name, "python dependencies are up to date")
+        }
+        Decision::Adopt => {
+            tracing::info!(layer = %context.layer.name,
+                "site-packages matches the lock file; recorded as installed");
+            record_tree(state, Ecosystem::Python, &install, tree()?)?;
+            install.outcome = InstallOutcome::Adopted;
+        }
+        Decision::Install(reason) => {
             let command = install_python(context, state, &plan, reason, &install)?;
             let lock_written = lock_written.map(|path| context.relative(&path));
             install.outcome = InstallOutcome::Installed {
@@ -325,6 +337,40 @@ pub(super) fn prepare(
         }
     }
     Ok(Some(install))
+}
+
+/// A source that names no package needs no pip run, no network and no wheel folder: the install
+/// is an empty site-packages. Packages an earlier install left there are removed, with the
+/// `python3.X` and `lib` folders around them when that leaves them empty.
+fn prepare_nothing(
+    context: &Context,
+    state: &mut StateFile,
+    plan: &Plan,
+    install: &mut Install,
+) -> Result<(), InstallError> {
+    let target = &plan.target;
+    remove_previous_target(context, state.record(Ecosystem::Python), &install.target)?;
+    let has_packages = target.is_dir() && has_installed_packages(target)?;
+    prepare_empty(
+        context,
+        state,
+        Ecosystem::Python,
+        target,
+        has_packages,
+        install,
+    )?;
+    if matches!(install.outcome, InstallOutcome::Removed { .. }) {
+        let python_dir = context.layer_dir.join("lib/python");
+        let mut folder = target.parent();
+        while let Some(dir) = folder.filter(|dir| *dir != python_dir) {
+            // Fails, as intended, when the folder holds anything else.
+            if std::fs::remove_dir(dir).is_err() {
+                break;
+            }
+            folder = dir.parent();
+        }
+    }
+    Ok(())
 }
 
 /// Writes Pipfile.lock next to `pipfile` with pipenv, or explains how to.
@@ -376,16 +422,10 @@ fn install_python(
     fs_err::create_dir_all(&staged)?;
     staging.swap_in(&staged, &plan.target)?;
     remove_previous_target(context, state.record(Ecosystem::Python), &install.target)?;
-    let record = Record {
-        installer: Installer::Pip,
-        manifest: install.manifest.clone(),
-        target: install.target.clone(),
-        fingerprint: install.fingerprint.clone(),
-        tree: installed_tree_fingerprint(&plan.target)?
-            .to_hex()
-            .to_string(),
-    };
-    state.set(Ecosystem::Python, record)?;
+    let tree = installed_tree_fingerprint(&plan.target)?
+        .to_hex()
+        .to_string();
+    record_tree(state, Ecosystem::Python, install, tree)?;
     Ok(command.argv)
 }
 
