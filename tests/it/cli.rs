@@ -1477,3 +1477,111 @@ fn status_says_whether_the_current_content_is_pushed() {
         "the content of version 1 again: {status}"
     );
 }
+
+#[test]
+fn function_remove_deletes_the_deployed_function_only_when_confirmed() {
+    let dir = example_project();
+    json_run(dir.path(), &["push", "--yes"]);
+    let record = dir.path().join(".lamina/registry/functions/api.json");
+    assert!(record.is_file());
+    let manifest_before = read(dir.path().join("lamina.toml"));
+
+    lamina(dir.path())
+        .args(["function", "remove", "api"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("deployed on local registry"))
+        .stderr(predicate::str::contains("pass --yes"));
+    assert!(record.is_file(), "nothing was deleted");
+    assert_eq!(read(dir.path().join("lamina.toml")), manifest_before);
+
+    lamina(dir.path())
+        .args(["function", "remove", "api", "--yes"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("deleted the deployed function"));
+    assert!(!record.exists());
+    assert!(!read(dir.path().join("lamina.toml")).contains("[functions.api]"));
+
+    let report = dir.path().join(".lamina/registry/functions/report.json");
+    lamina(dir.path())
+        .args(["function", "remove", "report", "--keep-deployed"])
+        .assert()
+        .success();
+    assert!(report.is_file(), "--keep-deployed leaves it on the target");
+
+    lamina(dir.path())
+        .args([
+            "function",
+            "add",
+            "api",
+            "--runtime",
+            "nodejs22.x",
+            "--handler",
+            "index.handler",
+        ])
+        .assert()
+        .success();
+    lamina(dir.path())
+        .args(["function", "remove", "api"])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains(
+            "note: function `api` was not deployed",
+        ));
+    lamina(dir.path())
+        .args(["function", "remove"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("missing the function's NAME"));
+}
+
+#[test]
+fn function_update_without_a_layer_list_names_the_flags() {
+    let dir = example_project();
+    lamina(dir.path())
+        .args(["function", "update", "api"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains(
+            "missing --layer REF... or --no-layers",
+        ));
+    lamina(dir.path())
+        .args(["function", "update", "--no-layers"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("missing the function's NAME"));
+    lamina(dir.path())
+        .args(["function", "update", "ghost"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains(
+            "no function `ghost`; functions: api, report",
+        ));
+}
+
+#[test]
+fn files_written_atomically_are_readable_by_everyone() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    let dir = example_project();
+    let manifest = dir.path().join("lamina.toml");
+    std::fs::set_permissions(&manifest, std::fs::Permissions::from_mode(0o664)).unwrap();
+    json_run(dir.path(), &["push", "--yes"]);
+
+    let registry = dir.path().join(".lamina/registry");
+    let written = [
+        registry.join("layers/shared/versions/1.json"),
+        registry.join("layers/shared/layer.json"),
+        registry.join("functions/api.json"),
+        dir.path().join(".lamina/installs/shared.json"),
+    ];
+    for path in &written {
+        assert_eq!(mode(path), 0o644, "{}", path.display());
+    }
+    lamina(dir.path())
+        .args(["function", "remove", "api", "--yes"])
+        .assert()
+        .success();
+    assert_eq!(mode(&manifest), 0o664, "an edited manifest keeps its mode");
+}
