@@ -1424,6 +1424,31 @@ fn the_example_pushes_on_a_fresh_copy_without_calling_npm_or_pip() {
 }
 
 #[test]
+fn a_new_layer_without_dependencies_pushes_without_installers() {
+    let dir = project();
+    lamina(dir.path())
+        .args(["layer", "add", "both", "--runtime", "nodejs", "python"])
+        .assert()
+        .success();
+    support::write(dir.path(), "layers/both/opt/settings.json", b"{}\n");
+    let (stubs, path) = failing_installers();
+
+    let assert = lamina(dir.path())
+        .env("PATH", &path)
+        .args(["--json", "push", "--yes"])
+        .assert()
+        .success();
+    let pushed = json_of(&assert.get_output().stdout);
+    assert!(!stubs.path().join("called").exists(), "an installer ran");
+    let installs = pushed["installs"][0]["installs"].as_array().unwrap();
+    assert_eq!(installs.len(), 2, "{pushed}");
+    assert!(installs
+        .iter()
+        .all(|install| install["outcome"]["status"] == "no_dependencies"));
+    assert_eq!(pushed["layers"][0]["action"], "published");
+}
+
+#[test]
 fn status_says_whether_the_current_content_is_pushed() {
     let dir = example_project();
     lamina(dir.path())

@@ -1036,6 +1036,33 @@ fn an_empty_pipfile_lock_needs_no_pip_and_removes_what_an_install_left() {
 }
 
 #[test]
+fn a_pipfile_without_packages_needs_neither_pipenv_nor_pip() {
+    let project = Project::new(&["nodejs22.x", "python3.12"], &["x86_64"]);
+    support::write(
+        &project.python_dir(),
+        "Pipfile",
+        b"[[source]]\nurl = \"https://pypi.org/simple\"\n\n[packages]\n\n[dev-packages]\n\
+          pytest = \"*\"\n\n[requires]\npython_version = \"3.12\"\n",
+    );
+
+    let install = project.prepare_one(&without_tools());
+    assert_eq!(install.outcome, InstallOutcome::NoDependencies);
+    assert_eq!(install.manifest, "lib/python/Pipfile");
+    assert!(!project.python_dir().join("Pipfile.lock").exists());
+
+    support::write(
+        &project.python_dir(),
+        "Pipfile",
+        b"[packages]\nrequests = \"*\"\n\n[requires]\npython_version = \"3.11\"\n",
+    );
+    let error = project.prepare(&without_tools()).unwrap_err();
+    assert!(
+        matches!(error, InstallError::MissingPipfileLock { .. }),
+        "a Pipfile with packages still needs a lock: {error:?}"
+    );
+}
+
+#[test]
 fn unrecorded_site_packages_that_match_the_lock_are_adopted_without_pip() {
     let project = Project::new(&["python3.12"], &["x86_64"]);
     let wheels = project.root().join("wheels");

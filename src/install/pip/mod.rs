@@ -9,7 +9,11 @@
 //! (`"version": "==1.2.3"`) with hashes, and pip gets `name==version --hash=...` lines with
 //! `--require-hashes --no-deps`, so it neither resolves nor fetches anything the lock does not
 //! name. A requirements.txt is passed to pip as it is. A Pipfile without a lock is locked with
-//! `pipenv lock` when pipenv is installed, and is an error saying so otherwise.
+//! `pipenv lock` when pipenv is installed, and is an error saying so otherwise, unless its
+//! `[packages]` table is empty (as `lamina layer add` writes it): then there is nothing to lock.
+//!
+//! A source that names no package (that Pipfile, a Pipfile.lock with an empty `default`
+//! section, a requirements.txt without requirements) runs neither pipenv nor pip.
 //!
 //! # Wheels for Lambda
 //!
@@ -211,6 +215,7 @@ struct Plan {
 }
 
 impl Plan {
+    /// The plan for a Pipfile.lock or a requirements.txt.
     fn new(context: &Context, manifest: &Path) -> Result<Plan, InstallError> {
         let text = fs_err::read_to_string(manifest)?;
         let (lock_version, source) = if manifest.ends_with("Pipfile.lock") {
@@ -224,6 +229,15 @@ impl Plan {
         } else {
             (None, requirements_input(&text))
         };
+        Plan::from_source(context, manifest, lock_version, source)
+    }
+
+    fn from_source(
+        context: &Context,
+        manifest: &Path,
+        lock_version: Option<String>,
+        source: SourceInput,
+    ) -> Result<Plan, InstallError> {
         let python_version = python_version(context, manifest, lock_version)?;
         let architectures = context.architectures()?;
         let platforms = pip_platforms(&architectures, &python_version);
@@ -284,15 +298,27 @@ pub(super) fn prepare(
     state: &mut StateFile,
 ) -> Result<Option<Install>, InstallError> {
     let python_dir = context.layer_dir.join("lib/python");
-    let (manifest, lock_written) = match detect_source(&python_dir) {
+    let (plan, lock_written) = match detect_source(&python_dir) {
         None => return Ok(None),
-        Some(PythonSource::PipfileOnly(pipfile)) => {
-            let lock = lock_with_pipenv(context, &pipfile)?;
-            (lock.clone(), Some(lock))
+        Some(PythonSource::PipfileOnly(pipfile)) => match read_empty_pipfile(&pipfile)? {
+            Some(requires) => {
+                let nothing = SourceInput::PipfileLock {
+                    packages: Vec::new(),
+                };
+                (
+                    Plan::from_source(context, &pipfile, requires, nothing)?,
+                    None,
+                )
+            }
+            None => {
+                let lock = lock_with_pipenv(context, &pipfile)?;
+                (Plan::new(context, &lock)?, Some(lock))
+            }
+        },
+        Some(PythonSource::PipfileLock(path) | PythonSource::Requirements(path)) => {
+            (Plan::new(context, &path)?, None)
         }
-        Some(PythonSource::PipfileLock(path) | PythonSource::Requirements(path)) => (path, None),
     };
-    let plan = Plan::new(context, &manifest)?;
     let mut install = Install {
         ecosystem: Ecosystem::Python,
         installer: Installer::Pip,
@@ -371,6 +397,33 @@ fn prepare_nothing(
         }
     }
     Ok(())
+}
+
+/// For a Pipfile whose `[packages]` table is missing or empty (as `lamina layer add` writes it),
+/// `Some` with its `[requires] python_version`: there is nothing to lock or install, so neither
+/// pipenv nor pip is needed. `None` for a Pipfile that names packages.
+fn read_empty_pipfile(pipfile: &Path) -> Result<Option<Option<String>>, InstallError> {
+    let text = fs_err::read_to_string(pipfile)?;
+    let document: toml_edit::DocumentMut =
+        text.parse()
+            .map_err(|error: toml_edit::TomlError| InstallError::InvalidFile {
+                path: pipfile.to_path_buf(),
+                what: "Pipfile",
+                message: error.to_string(),
+            })?;
+    let has_packages = document
+        .get("packages")
+        .and_then(toml_edit::Item::as_table_like)
+        .is_some_and(|packages| !packages.is_empty());
+    if has_packages {
+        return Ok(None);
+    }
+    let requires = document
+        .get("requires")
+        .and_then(|requires| requires.get("python_version"))
+        .and_then(toml_edit::Item::as_str)
+        .map(str::to_owned);
+    Ok(Some(requires))
 }
 
 /// Writes Pipfile.lock next to `pipfile` with pipenv, or explains how to.
