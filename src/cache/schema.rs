@@ -74,6 +74,20 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         built_at INTEGER NOT NULL
     ) WITHOUT ROWID;
     ",
+    // 2: what this checkout pushed, for `status` (src/deploy/pushed.rs).
+    "
+    CREATE TABLE pushes (
+        target      TEXT    NOT NULL,
+        owner       TEXT    NOT NULL,
+        digest      BLOB    NOT NULL CHECK (length(digest) = 32),
+        version     INTEGER,
+        arn         TEXT,
+        code_sha256 TEXT    NOT NULL,
+        layers      TEXT,
+        pushed_at   INTEGER NOT NULL,
+        PRIMARY KEY (target, owner, digest)
+    ) WITHOUT ROWID;
+    ",
 ];
 
 /// Brings the database at `path` up to [`SCHEMA_VERSION`](super::SCHEMA_VERSION), or explains why it cannot.

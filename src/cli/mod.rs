@@ -58,7 +58,7 @@ enum Command {
     Function(function::FunctionCommand),
     /// Build the zips of the project's layers (all, or those named).
     Build(build::BuildArgs),
-    /// Show which layers changed since their last build.
+    /// Show which layers changed since their last build, and whether they are pushed.
     Status(build::StatusArgs),
     /// Build everything, then publish new layer versions and deploy changed functions.
     Push(push::PushArgs),
