@@ -10,8 +10,9 @@ use std::path::{Path, PathBuf};
 use lamina::access::AccessSet;
 use lamina::build::{BuildReport, BuildStats, BuildStatus, Changes};
 use lamina::cache::{Owner, ZipRecord};
-use lamina::deploy::aws::memory::MEMORY_FILE;
-use lamina::deploy::aws::{AwsTarget, ConnectOptions, StaticCredentials, DIRECT_UPLOAD_LIMIT_ENV};
+use lamina::deploy::aws::{
+    memory, AwsTarget, ConnectOptions, StaticCredentials, DIRECT_UPLOAD_LIMIT_ENV,
+};
 use lamina::deploy::push::{self, FunctionOutcome, LayerOutcome, PlanOptions, PushReport};
 use lamina::deploy::{DeployFunction, LayerVersion, PublishLayer, Target};
 use lamina::digest::Digest;
@@ -111,17 +112,18 @@ fn access(accounts: &[&str], public: bool) -> AccessSet {
     }
 }
 
+/// The ARNs of the layer versions remembered in the cache of `lamina_dir`, read straight from
+/// the table rather than through the target.
 fn remembered(lamina_dir: &Path) -> Vec<String> {
-    let Ok(text) = std::fs::read_to_string(lamina_dir.join(MEMORY_FILE)) else {
+    let path = lamina_dir.join("cache.db");
+    if !path.exists() {
         return Vec::new();
-    };
-    let file: serde_json::Value = serde_json::from_str(&text).unwrap();
-    file["versions"]
-        .as_object()
-        .unwrap()
-        .keys()
-        .cloned()
-        .collect()
+    }
+    let connection = rusqlite::Connection::open(path).unwrap();
+    let sql = format!("SELECT arn FROM {} ORDER BY arn", memory::TABLE);
+    let mut statement = connection.prepare(&sql).unwrap();
+    let arns = statement.query_map([], |row| row.get(0)).unwrap();
+    arns.map(Result::unwrap).collect()
 }
 
 fn count(requests: &[Recorded], method: &str, path_start: &str) -> usize {
@@ -152,7 +154,7 @@ fn published_version_is_found_by_code_sha256_and_a_warm_listing_is_one_call() {
 
     moto.clear_requests();
     let again = target.layer_versions("shared").unwrap();
-    assert_eq!(again, vec![published]);
+    assert_eq!(again, vec![published.clone()]);
     let requests = moto.requests();
     assert_eq!(
         requests.len(),
@@ -163,6 +165,14 @@ fn published_version_is_found_by_code_sha256_and_a_warm_listing_is_one_call() {
         count(&requests, "GET", "/2018-10-31/layers/shop-shared/versions"),
         1
     );
+
+    // The memory lives in the project's cache, so a later process lists just as cheaply.
+    drop(target);
+    let mut next_run = connect(&moto, dir.path(), &config());
+    moto.clear_requests();
+    assert_eq!(next_run.layer_versions("shared").unwrap(), vec![published]);
+    let requests = moto.requests();
+    assert_eq!(requests.len(), 1, "one call in a new session: {requests:?}");
 }
 
 #[test]

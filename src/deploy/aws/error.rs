@@ -127,13 +127,6 @@ pub enum AwsError {
         source: std::io::Error,
     },
 
-    #[error("failed to read or write `{}`", path.display())]
-    Memory {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-
     #[error("failed to start the async runtime for AWS calls")]
     Runtime {
         #[source]
