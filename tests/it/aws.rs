@@ -855,3 +855,63 @@ fn a_missing_region_says_what_to_set() {
     assert!(result.contains("no AWS region is configured"), "{result}");
     assert!(result.contains("`region` in [target.aws]"), "{result}");
 }
+
+/// A target that signs with `keys` of a user of the server, once the server enforces IAM.
+fn connect_as(moto: &Moto, dir: &Path, config: &AwsConfig, keys: StaticCredentials) -> AwsTarget {
+    let options = ConnectOptions {
+        credentials: Some(keys),
+        direct_upload_limit: 1024,
+        ..moto.options()
+    };
+    AwsTarget::connect_with(config, dir, options).unwrap()
+}
+
+#[test]
+fn access_denied_by_the_server_names_the_lambda_action() {
+    let moto = Moto::start();
+    let keys = moto.create_user("ci", &["lambda:GetLayerVersion"]);
+    moto.enforce_iam();
+    let dir = tempdir();
+    let zip = write_zip(dir.path(), "small", &[("opt/x", b"x")]);
+    let mut target = connect_as(&moto, dir.path(), &config(), keys);
+
+    let error = target
+        .publish_layer_version(&publish_request("shared", &zip))
+        .unwrap_err()
+        .to_string();
+
+    assert!(
+        error.contains("lack the IAM action `lambda:PublishLayerVersion`"),
+        "{error}"
+    );
+    assert!(
+        error.contains("user/ci"),
+        "the server's reason is kept: {error}"
+    );
+    assert_eq!(remembered(dir.path()), Vec::<String>::new());
+}
+
+#[test]
+fn access_denied_on_head_object_names_s3_get_object() {
+    let moto = Moto::start();
+    moto.sdk().create_bucket("artifacts");
+    let keys = moto.create_user("ci", &["s3:PutObject"]);
+    moto.enforce_iam();
+    let dir = tempdir();
+    let zip = write_zip(dir.path(), "big", &[("opt/data.bin", &noise(4096, 6))]);
+    let config = AwsConfig {
+        bucket: Some("artifacts".to_owned()),
+        ..config()
+    };
+    let mut target = connect_as(&moto, dir.path(), &config, keys);
+
+    let error = target
+        .publish_layer_version(&publish_request("big", &zip))
+        .unwrap_err()
+        .to_string();
+
+    assert!(
+        error.contains("lack the IAM action `s3:GetObject and s3:ListBucket (for HeadObject)`"),
+        "{error}"
+    );
+}
