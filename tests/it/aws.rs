@@ -1,7 +1,8 @@
 //! The AWS target against moto's server: publishing by content, uploads through S3, access
 //! policies, functions, removal and the errors a user must be able to act on.
 //!
-//! Each test starts its own server; requests the server recorded are used to count calls.
+//! Each test starts its own server; requests the server recorded are used to count calls. The
+//! tests here drive [`AwsTarget`] directly; those in [`cli`] run the `lamina` binary on a project.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -25,6 +26,8 @@ use sha2::Digest as _;
 
 use crate::support::moto::{Moto, Recorded, REGION};
 use crate::support::tempdir;
+
+mod cli;
 
 const OTHER_ACCOUNT: &str = "210987654321";
 

@@ -418,6 +418,23 @@ impl Sdk {
             .collect()
     }
 
+    /// The numbers of a layer's versions, as ListLayerVersions reports them, in order.
+    pub fn layer_version_numbers(&self, layer: &str) -> Vec<u64> {
+        let listing = self.lambda.list_layer_versions().layer_name(layer).send();
+        let output = match self.block_on(listing) {
+            Ok(output) => output,
+            Err(error) if format!("{error:?}").contains("ResourceNotFound") => return Vec::new(),
+            Err(error) => panic!("ListLayerVersions: {error:?}"),
+        };
+        let mut numbers: Vec<u64> = output
+            .layer_versions()
+            .iter()
+            .map(|version| version.version as u64)
+            .collect();
+        numbers.sort();
+        numbers
+    }
+
     pub fn function_code_sha256(&self, function: &str) -> String {
         let output = self
             .block_on(
