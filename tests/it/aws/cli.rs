@@ -656,6 +656,41 @@ fn a_server_that_is_down_fails_with_the_endpoint_named() {
 }
 
 #[test]
+fn missing_credentials_and_region_fail_saying_what_to_set() {
+    // No server: the configuration is refused before any request.
+    let endpoint = format!("http://127.0.0.1:{}", crate::support::moto::free_port());
+    let project = Project::at_endpoint(endpoint);
+    create(&project, &Setup::default());
+    let run = |project: &Project, without: &[&str]| {
+        let mut command = project.command(&["layer", "versions", "shared"]);
+        for variable in without {
+            command.env_remove(variable);
+        }
+        let output = command.output().unwrap();
+        assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    };
+
+    let no_keys = run(&project, &["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"]);
+    assert!(
+        no_keys.contains("no AWS credentials were found"),
+        "{no_keys}"
+    );
+    assert!(no_keys.contains("set AWS_PROFILE"), "{no_keys}");
+
+    project.edit_manifest(&format!("region = \"{REGION}\"\n"), "");
+    let no_region = run(&project, &["AWS_REGION"]);
+    assert!(
+        no_region.contains("no AWS region is configured"),
+        "{no_region}"
+    );
+    assert!(
+        no_region.contains("`region` in [target.aws]"),
+        "{no_region}"
+    );
+}
+
+#[test]
 fn a_missing_bucket_fails_naming_the_setting_or_the_bucket() {
     let moto = Moto::start();
     let role = moto.create_role("api-exec");
