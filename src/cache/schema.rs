@@ -88,6 +88,30 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (target, owner, digest)
     ) WITHOUT ROWID;
     ",
+    // 3: layer versions the AWS target has seen (src/deploy/aws/memory.rs). The table exists in
+    // builds without the `aws` feature too, so that the schema never depends on features. Rows
+    // carry a description of up to 256 characters, too large for `WITHOUT ROWID`.
+    "
+    CREATE TABLE aws_layer_versions (
+        arn           TEXT    NOT NULL PRIMARY KEY,
+        region        TEXT    NOT NULL,
+        account       TEXT    NOT NULL,
+        layer         TEXT    NOT NULL,
+        version       INTEGER NOT NULL,
+        code_sha256   TEXT    NOT NULL,
+        digest        BLOB    CHECK (digest IS NULL OR length(digest) = 32),
+        unzipped_size INTEGER,
+        description   TEXT    NOT NULL,
+        created       TEXT    NOT NULL,
+        runtimes      TEXT    NOT NULL,
+        architectures TEXT    NOT NULL,
+        access        TEXT    NOT NULL,
+        seen_at       INTEGER NOT NULL
+    );
+
+    CREATE INDEX aws_layer_versions_by_content
+        ON aws_layer_versions (region, account, layer, code_sha256);
+    ",
 ];
 
 /// Brings the database at `path` up to [`SCHEMA_VERSION`](super::SCHEMA_VERSION), or explains why it cannot.
