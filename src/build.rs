@@ -191,6 +191,41 @@ pub enum BuildError {
     Cache(#[from] CacheError),
     #[error("cannot pack {subject}: {source}")]
     Pack { subject: String, source: PackError },
+    #[error("{subject}: `{}` does not exist; {hint}", path.display())]
+    MissingRoot {
+        subject: String,
+        path: PathBuf,
+        hint: &'static str,
+    },
+    #[error("{subject}: `{}` is not a folder; {hint}", path.display())]
+    RootNotFolder {
+        subject: String,
+        path: PathBuf,
+        hint: &'static str,
+    },
+}
+
+/// A layer or code folder that is missing is a mistake in the manifest far more often than an
+/// empty layer, and packing it would publish an empty zip (on AWS, replacing working code).
+fn check_root(subject: &Subject) -> Result<(), BuildError> {
+    let hint = match subject.owner {
+        Owner::Layer(_) => "fix the layer's `path` in lamina.toml or create the folder",
+        Owner::Function(_) => "fix the function's `source` in lamina.toml or create the folder",
+    };
+    let subject_name = describe(&subject.owner);
+    match fs_err::metadata(&subject.root) {
+        Ok(metadata) if metadata.is_dir() => Ok(()),
+        Ok(_) => Err(BuildError::RootNotFolder {
+            subject: subject_name,
+            path: subject.root.clone(),
+            hint,
+        }),
+        Err(_) => Err(BuildError::MissingRoot {
+            subject: subject_name,
+            path: subject.root.clone(),
+            hint,
+        }),
+    }
 }
 
 fn list(problems: &[Problem]) -> String {
@@ -227,6 +262,7 @@ pub fn build(
         skip_package_contents: options.mode == FingerprintMode::Manifests,
     };
 
+    check_root(subject)?;
     progress.start(Phase::Scan, &name, 0);
     let output = scan::scan(&subject.root, &subject.sources, &scan_options);
     progress.finish();
@@ -315,7 +351,7 @@ pub fn build(
     };
 
     if !options.status_only {
-        let (zip, status) = find_or_pack(
+        let packed = find_or_pack(
             state,
             cache,
             subject,
@@ -325,7 +361,16 @@ pub fn build(
             previous.as_ref(),
             progress,
             &mut report.stats,
-        )?;
+        );
+        let (zip, status) = match packed {
+            Err(BuildError::Pack {
+                source: PackError::ContentChanged { path },
+                subject: name,
+            }) => {
+                return Err(forget_changed_file(cache, subject, update, path, name));
+            }
+            other => other?,
+        };
         report.zip_path = Some(state.build_dir().join(&zip.file_name));
         report.status = status;
         update.zip = Some((zip.clone(), image));
@@ -334,6 +379,30 @@ pub fn build(
     cache.commit_build(&subject.owner, update)?;
     info!(subject = %name, digest = %digest.short(), status = ?report.status, "build finished");
     Ok(report)
+}
+
+/// Keeps what this run learned, minus the row of a file whose content no longer matches the hash
+/// the digest was built from, so that the next run reads it again whatever its stat data says
+/// (the stat data may match while the cached hash is wrong, for example in a restored cache).
+fn forget_changed_file(
+    cache: &mut Cache,
+    subject: &Subject,
+    mut update: BuildUpdate,
+    path: PathBuf,
+    name: String,
+) -> BuildError {
+    if let Ok(relative) = path.strip_prefix(&subject.root) {
+        let source = relative.to_string_lossy().into_owned();
+        update.upsert_files.retain(|(known, _)| *known != source);
+        update.remove_files.push(source);
+    }
+    if let Err(error) = cache.commit_build(&subject.owner, update) {
+        warn!(%error, "could not record what this build learned before it stopped");
+    }
+    BuildError::Pack {
+        subject: name,
+        source: PackError::ContentChanged { path },
+    }
 }
 
 /// The entries of a subject as they are assembled. Entries taken from cached package lists are
