@@ -559,9 +559,19 @@ fn try_build(project: &Project, root: PathBuf, owner: Owner) -> Result<BuildRepo
         Owner::Layer(_) => SourceMapping::layer(),
         Owner::Function(_) => SourceMapping::function("."),
     };
-    let subject = Subject { owner, root, sources };
-    build::build(&state, &mut cache, &subject, &BuildOptions::default(), &NoProgress)
-        .map_err(|error| error.to_string())
+    let subject = Subject {
+        owner,
+        root,
+        sources,
+    };
+    build::build(
+        &state,
+        &mut cache,
+        &subject,
+        &BuildOptions::default(),
+        &NoProgress,
+    )
+    .map_err(|error| error.to_string())
 }
 
 #[test]
@@ -613,5 +623,8 @@ fn a_wrong_hash_in_the_cache_is_forgotten_after_the_build_that_finds_it() {
     assert!(error.contains("settings.json"), "{error}");
     let report = project.build(FingerprintMode::Stat);
     assert_eq!(report.stats.files_hashed, 1, "{:?}", report.stats);
-    assert_eq!(report.digest, project.build(FingerprintMode::Content).digest);
+    assert_eq!(
+        report.digest,
+        project.build(FingerprintMode::Content).digest
+    );
 }
