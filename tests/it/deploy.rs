@@ -1093,3 +1093,42 @@ fn the_plan_renders_what_it_will_do() {
         "{lines:?}"
     );
 }
+
+#[test]
+fn two_pushes_planned_together_publish_the_same_content_once() {
+    let mut project = Project::new();
+    project.layer("shared", &[NODE], "v1");
+    project.function("api", NODE, vec![latest("shared")]);
+    let root = project.registry.root().to_path_buf();
+    let plans = [project.plan().unwrap(), project.plan().unwrap()];
+
+    // Both plans say "publish", as two processes that planned before either published; they
+    // execute at once, each with its own handle on the registry.
+    let barrier = std::sync::Barrier::new(2);
+    let reports: Vec<PushReport> = std::thread::scope(|scope| {
+        let handles: Vec<_> = plans
+            .iter()
+            .map(|plan| {
+                let (root, barrier) = (root.clone(), &barrier);
+                scope.spawn(move || {
+                    let mut registry = LocalRegistry::open(root).unwrap();
+                    barrier.wait();
+                    push::execute(plan, &mut registry, &NoProgress).unwrap()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|handle| handle.join().unwrap())
+            .collect()
+    });
+
+    assert_eq!(project.version_numbers("shared"), [1]);
+    let mut outcomes: Vec<LayerOutcome> = reports.iter().map(|r| r.layers[0].action).collect();
+    outcomes.sort_by_key(|outcome| *outcome == LayerOutcome::Unchanged);
+    assert_eq!(outcomes, [LayerOutcome::Published, LayerOutcome::Unchanged]);
+    for report in &reports {
+        assert_eq!(report.layers[0].version, 1);
+        assert_eq!(report.functions[0].layers, [arn("shared", 1)]);
+    }
+}
