@@ -174,10 +174,21 @@ pub enum DeployError {
 
     #[error(
         "the zip `{}` has SHA-256 {found}, but the build reported {expected}: it changed after \
-         the build; run the command again to rebuild it",
+         the build; delete it and run the command again to rebuild it",
         path.display()
     )]
     ZipChanged {
+        path: PathBuf,
+        expected: String,
+        found: String,
+    },
+
+    #[error(
+        "the built zip `{}` was damaged and has been removed (its SHA-256 is {found}, but the \
+         build reported {expected}); run the command again to rebuild it",
+        path.display()
+    )]
+    DamagedZipRemoved {
         path: PathBuf,
         expected: String,
         found: String,

@@ -978,8 +978,12 @@ fn a_push_interrupted_midway_reports_what_it_did_and_a_rerun_finishes_it() {
         panic!("{error:?}")
     };
     assert!(
-        matches!(source, DeployError::ZipChanged { .. }),
+        matches!(source, DeployError::DamagedZipRemoved { .. }),
         "{source:?}"
+    );
+    assert!(
+        !zip_path.exists(),
+        "the damaged zip is removed so that it is rebuilt"
     );
     assert_eq!(
         layer_actions(completed),

@@ -28,7 +28,7 @@ pub fn execute(
     let mut arns: BTreeMap<&str, String> = BTreeMap::new();
     for layer in &plan.layers {
         if let Err(source) = execute_layer(layer, target, progress, &mut report) {
-            return Err(interrupted(report, source));
+            return Err(interrupted(report, remove_damaged_zip(source)));
         }
         if let Some(done) = report.layers.last() {
             arns.insert(&layer.layer, done.arn.clone());
@@ -36,7 +36,7 @@ pub fn execute(
     }
     for function in &plan.functions {
         if let Err(source) = execute_function(function, &arns, target, progress, &mut report) {
-            return Err(interrupted(report, source));
+            return Err(interrupted(report, remove_damaged_zip(source)));
         }
     }
     Ok(report)
@@ -46,6 +46,39 @@ fn interrupted(report: PushReport, source: DeployError) -> PushError {
     PushError::Interrupted {
         completed: Box::new(report),
         source,
+    }
+}
+
+/// A built zip that no longer has the SHA-256 its build reported is a damaged cache artefact: the
+/// build would find it by name and size and reuse it, so it is removed, and the next run rebuilds
+/// it. Only zips of the plan are concerned, and those are always in the build folder, never the
+/// user's files.
+fn remove_damaged_zip(error: DeployError) -> DeployError {
+    let DeployError::ZipChanged {
+        path,
+        expected,
+        found,
+    } = error
+    else {
+        return error;
+    };
+    match fs_err::remove_file(&path) {
+        Ok(()) => {
+            tracing::debug!(path = %path.display(), "damaged built zip removed");
+            DeployError::DamagedZipRemoved {
+                path,
+                expected,
+                found,
+            }
+        }
+        Err(removal) => {
+            tracing::debug!(%removal, "the damaged zip could not be removed");
+            DeployError::ZipChanged {
+                path,
+                expected,
+                found,
+            }
+        }
     }
 }
 
