@@ -234,6 +234,12 @@ pub enum PlanProblem {
     BadDescription { length: usize },
 
     #[error(
+        "the description is only whitespace, which shows as nothing in version lists; pass one \
+         that says what changed with `--description`"
+    )]
+    BlankDescription,
+
+    #[error(
         "function `{function}` pins layer `{layer}` version {version}, which does not exist on the \
          target: it was never published or has been removed (existing: {}); pin an existing \
          version or use `{layer}@latest`",
@@ -405,6 +411,8 @@ impl Planner<'_> {
         let length = description.chars().count();
         if !(1..=MAX_DESCRIPTION_CHARS).contains(&length) {
             self.problems.push(PlanProblem::BadDescription { length });
+        } else if description.trim().is_empty() {
+            self.problems.push(PlanProblem::BlankDescription);
         }
     }
 

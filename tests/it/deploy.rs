@@ -1136,3 +1136,17 @@ fn two_pushes_planned_together_publish_the_same_content_once() {
         assert_eq!(report.functions[0].layers, [arn("shared", 1)]);
     }
 }
+
+#[test]
+fn a_whitespace_only_description_is_refused() {
+    let mut project = Project::new();
+    project.layer("shared", &[NODE], "v1");
+    let options = PlanOptions {
+        description: Some(" \t ".to_string()),
+        now: time::OffsetDateTime::now_utc(),
+    };
+    let Err(PushError::Invalid { problems }) = project.plan_with(options) else {
+        panic!("a blank description was accepted");
+    };
+    assert_eq!(problems, [PlanProblem::BlankDescription]);
+}
