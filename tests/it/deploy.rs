@@ -1150,3 +1150,19 @@ fn a_whitespace_only_description_is_refused() {
     };
     assert_eq!(problems, [PlanProblem::BlankDescription]);
 }
+
+#[test]
+fn a_layer_over_the_size_limit_is_refused_even_without_functions() {
+    let mut project = Project::new();
+    project.layer("huge", &[NODE], "huge");
+    let zip = project.layer_builds.get_mut("huge").unwrap().zip.as_mut();
+    zip.unwrap().unzipped_bytes = MAX_UNZIPPED_BYTES + 1;
+
+    let expected = PlanProblem::LayerTooLarge {
+        layer: "huge".to_string(),
+        size: MAX_UNZIPPED_BYTES + 1,
+        limit: MAX_UNZIPPED_BYTES,
+    };
+    assert_eq!(project.problems(), [expected]);
+    assert!(project.version_numbers("huge").is_empty());
+}
