@@ -614,7 +614,23 @@ fn check_version_record(
             ),
         });
     }
-    Ok(())
+    check_hashes_agree(path, &record.sha256, &record.code_sha256)
+}
+
+/// A record's hex `sha256` and base64 `code_sha256` are one hash written twice. When they
+/// disagree, the record cannot say which content it holds: planning compares `code_sha256` and
+/// would publish that content again.
+fn check_hashes_agree(path: &Path, sha256: &str, code_sha256: &str) -> Result<(), DeployError> {
+    let decoded = decode_code_sha256(code_sha256).ok();
+    if decoded.is_some_and(|bytes| sha256_hex(&bytes) == sha256) {
+        return Ok(());
+    }
+    Err(DeployError::DamagedRecord {
+        path: path.to_path_buf(),
+        reason: format!(
+            "its `code_sha256` {code_sha256} is not the base64 of its `sha256` {sha256}"
+        ),
+    })
 }
 
 fn check_function_record(
@@ -629,7 +645,7 @@ fn check_function_record(
             reason: format!("it describes function `{}`, not `{name}`", record.name),
         });
     }
-    Ok(())
+    check_hashes_agree(path, &record.sha256, &record.code_sha256)
 }
 
 /// Layer and function names become file names, so they are held to the manifest's rule.

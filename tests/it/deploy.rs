@@ -1166,3 +1166,38 @@ fn a_layer_over_the_size_limit_is_refused_even_without_functions() {
     assert_eq!(project.problems(), [expected]);
     assert!(project.version_numbers("huge").is_empty());
 }
+
+#[test]
+fn a_record_whose_two_hashes_disagree_is_damaged_and_nothing_is_published_again() {
+    let mut project = Project::new();
+    project.layer("shared", &[NODE], "v1");
+    project.push();
+    let path = project.registry.version_path("shared", 1);
+    let mut record = read_json(&path);
+    let code_sha256 = record["code_sha256"].as_str().unwrap().to_string();
+    let first = if code_sha256.starts_with('A') {
+        "B"
+    } else {
+        "A"
+    };
+    record["code_sha256"] = format!("{first}{}", &code_sha256[1..]).into();
+    std::fs::write(&path, serde_json::to_vec(&record).unwrap()).unwrap();
+
+    let error = project.plan().unwrap_err();
+    let message = error.to_string();
+    assert!(
+        matches!(&error, PushError::Target(DeployError::DamagedRecord { path: p, .. }) if p == &path),
+        "{error:?}"
+    );
+    assert!(message.contains("`code_sha256`"), "{message}");
+    assert_eq!(
+        project
+            .registry
+            .root()
+            .join("layers/shared/versions")
+            .read_dir()
+            .unwrap()
+            .count(),
+        1
+    );
+}
