@@ -391,9 +391,14 @@ impl Reader<'_> {
         key: &str,
     ) -> Result<Option<PathBuf>, ManifestError> {
         match self.string(table, prefix, key)? {
-            Some((value, span)) => check::relative_path(&value)
-                .map(Some)
-                .map_err(|problem| self.invalid(&dotted(prefix, key), span, problem)),
+            Some((value, span)) => {
+                let root = self.path.parent().unwrap_or(Path::new(""));
+                let checked = check::relative_path(&value)
+                    .and_then(|path| check::resolved_path(root, &value).map(|()| path));
+                checked
+                    .map(Some)
+                    .map_err(|problem| self.invalid(&dotted(prefix, key), span, problem))
+            }
             None => Ok(None),
         }
     }

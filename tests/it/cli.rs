@@ -1610,3 +1610,31 @@ fn files_written_atomically_are_readable_by_everyone() {
         .success();
     assert_eq!(mode(&manifest), 0o664, "an edited manifest keeps its mode");
 }
+
+#[test]
+fn a_damaged_built_zip_is_removed_and_rebuilt_on_the_next_push() {
+    let dir = project();
+    lamina(dir.path())
+        .args(["layer", "add", "cfg", "--runtime", "nodejs"])
+        .assert()
+        .success();
+    support::write(dir.path(), "layers/cfg/opt/settings.json", b"{\"a\": 1}\n");
+    let built = json_run(dir.path(), &["build"]);
+    let zip_path = PathBuf::from(built["layers"][0]["zip"].as_str().unwrap());
+    // One byte flipped: same size, so the build reuses the zip by name and size.
+    let mut bytes = std::fs::read(&zip_path).unwrap();
+    bytes[40] ^= 0xff;
+    std::fs::write(&zip_path, &bytes).unwrap();
+
+    lamina(dir.path())
+        .args(["push", "--yes"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("was damaged and has been removed"));
+    assert!(!zip_path.exists());
+    lamina(dir.path())
+        .args(["push", "--yes"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("layer `cfg`: published version 1"));
+}

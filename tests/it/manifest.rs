@@ -400,3 +400,47 @@ fn layers_are_added_to_a_manifest_without_any() {
         function("api", &["shared@latest"])
     );
 }
+
+#[test]
+fn a_layer_path_in_the_state_folder_is_refused_naming_key_and_value() {
+    for value in [".lamina", ".lamina/registry", "./.lamina/build"] {
+        let text = format!("[layers.x]\npath = \"{value}\"\n");
+        let error = Manifest::parse(Path::new("/p/lamina.toml"), &text).unwrap_err();
+        let message = error.to_string();
+        assert!(message.contains("`layers.x.path`"), "{message}");
+        assert!(message.contains(&format!("`{value}`")), "{message}");
+        assert!(message.contains("lamina's own folder"), "{message}");
+    }
+    // The project root is a valid layer: the engine never scans `.lamina` below it.
+    let root = Manifest::parse(Path::new("/p/lamina.toml"), "[layers.x]\npath = \".\"\n");
+    assert!(root.is_ok(), "{root:?}");
+}
+
+#[test]
+fn a_layer_path_that_links_out_of_the_project_is_refused() {
+    let outside = support::tempdir();
+    std::fs::create_dir_all(outside.path().join("opt")).unwrap();
+    let project = support::tempdir();
+    std::fs::create_dir_all(project.path().join("layers")).unwrap();
+    std::os::unix::fs::symlink(outside.path(), project.path().join("layers/ext")).unwrap();
+    std::os::unix::fs::symlink("../.lamina", project.path().join("layers/state")).unwrap();
+    std::fs::create_dir_all(project.path().join(".lamina")).unwrap();
+
+    let text = "[layers.x]\npath = \"layers/ext\"\n";
+    support::write(project.path(), "lamina.toml", text.as_bytes());
+    let message = Manifest::load(&project.path().join("lamina.toml"))
+        .unwrap_err()
+        .to_string();
+    assert!(message.contains("`layers.x.path`"), "{message}");
+    assert!(message.contains("`layers/ext`"), "{message}");
+    assert!(message.contains("outside the project"), "{message}");
+
+    let text = "[functions.f]\nruntime = \"nodejs22.x\"\nhandler = \"index.handler\"\n\
+                source = \"layers/state\"\n";
+    support::write(project.path(), "lamina.toml", text.as_bytes());
+    let message = Manifest::load(&project.path().join("lamina.toml"))
+        .unwrap_err()
+        .to_string();
+    assert!(message.contains("`functions.f.source`"), "{message}");
+    assert!(message.contains("lamina's own folder"), "{message}");
+}
