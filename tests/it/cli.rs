@@ -724,17 +724,26 @@ fn cli_edits_keep_the_users_comments() {
 }
 
 #[test]
-fn push_without_a_terminal_or_yes_stops_and_says_to_pass_yes() {
+fn push_without_a_terminal_or_yes_shows_the_plan_then_stops_and_says_to_pass_yes() {
     let dir = example_project();
-    lamina(dir.path())
+    let output = lamina(dir.path())
         .arg("push")
         .assert()
         .failure()
-        .stderr(predicate::str::contains("error: ").and(predicate::str::contains("pass --yes")));
+        .stderr(predicate::str::contains("error: ").and(predicate::str::contains("pass --yes")))
+        .get_output()
+        .stdout
+        .clone();
+    let plan = String::from_utf8(output).unwrap();
     assert!(
-        !dir.path().join(".lamina/registry").exists(),
-        "nothing was published"
+        plan.contains("shared") && plan.contains("reporting"),
+        "{plan}"
     );
+    let versions = dir.path().join(".lamina/registry/layers/shared/versions");
+    let published = std::fs::read_dir(&versions)
+        .map(|dir| dir.count())
+        .unwrap_or(0);
+    assert_eq!(published, 0, "nothing was published");
 }
 
 #[test]
