@@ -343,16 +343,6 @@ pub enum ManifestError {
         known: String,
     },
     #[error(
-        "{location}: function `{function}` uses {count} layers; Lambda allows at most {max}, \
-         external ARNs included"
-    )]
-    TooManyLayers {
-        location: Location,
-        function: String,
-        count: usize,
-        max: usize,
-    },
-    #[error(
         "{location}: function `{function}` uses layer `{layer}` twice; Lambda attaches one \
          version of a layer to a function"
     )]

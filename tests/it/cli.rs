@@ -1647,3 +1647,64 @@ fn a_damaged_built_zip_is_removed_and_rebuilt_on_the_next_push() {
         .success()
         .stdout(predicate::str::contains("layer `cfg`: published version 1"));
 }
+
+#[test]
+fn function_add_with_six_layers_names_the_flag_and_count() {
+    let dir = example_project();
+    let mut command = lamina(dir.path());
+    command.args([
+        "function",
+        "add",
+        "six",
+        "--runtime",
+        "nodejs22.x",
+        "--handler",
+        "index.handler",
+    ]);
+    for n in 1..=6 {
+        command.args([
+            "--layer",
+            &format!("arn:aws:lambda:eu-west-1:123456789012:layer:l{n}:1"),
+        ]);
+    }
+    command
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("--layer: 6 layers given"));
+}
+
+#[test]
+fn a_function_over_the_layer_limit_can_be_repaired_with_lamina() {
+    let dir = example_project();
+    let manifest = dir.path().join("lamina.toml");
+    let refs: Vec<String> = (1..=6)
+        .map(|n| format!("\"arn:aws:lambda:eu-west-1:123456789012:layer:l{n}:1\""))
+        .collect();
+    let mut text = std::fs::read_to_string(&manifest).unwrap();
+    text.push_str(&format!(
+        "\n[functions.wide]\nruntime = \"nodejs22.x\"\nhandler = \"index.handler\"\n\
+         layers = [{}]\n",
+        refs.join(", ")
+    ));
+    std::fs::write(&manifest, text).unwrap();
+    std::fs::create_dir_all(dir.path().join("functions/wide/src")).unwrap();
+    std::fs::write(
+        dir.path().join("functions/wide/src/index.js"),
+        "exports.handler = 1;\n",
+    )
+    .unwrap();
+
+    lamina(dir.path())
+        .args(["push", "--yes"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("wide"));
+    lamina(dir.path())
+        .args(["function", "update", "wide", "--no-layers"])
+        .assert()
+        .success();
+    lamina(dir.path())
+        .args(["push", "--yes"])
+        .assert()
+        .success();
+}
