@@ -19,7 +19,7 @@
 //! Per-entry problems (bad links, unreadable files, collisions) are gathered across the whole
 //! subject and reported together; nothing is written to the cache when there are any.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
@@ -153,6 +153,9 @@ pub struct BuildReport {
     /// Unzipped size of all files, known even when status only.
     pub unzipped_bytes: u64,
     pub entries: u64,
+    /// The first component of every entry's zip path (`nodejs`, `python`, `config`, ...): what
+    /// the zip holds at its root, and so which runtimes can use it.
+    pub top_level_dirs: BTreeSet<String>,
     /// Whether the digest differs from the last build's (true when there was none).
     pub changed: bool,
     /// The digest of the last build, if any.
@@ -344,6 +347,12 @@ pub fn build(
         zip_path: None,
         unzipped_bytes,
         entries: entries.len() as u64,
+        top_level_dirs: entries
+            .iter()
+            .filter_map(|entry| entry.path.split('/').next())
+            .filter(|first| !first.is_empty())
+            .map(str::to_owned)
+            .collect(),
         changed,
         previous: previous.as_ref().map(|zip| zip.digest),
         changes,

@@ -101,6 +101,9 @@ pub struct LayerPlan {
     pub action: LayerAction,
     /// The access a new version gets: the layer's configured access, carried forward.
     pub access: AccessSet,
+    /// The layer holds only /opt assets, so it fits functions of every runtime whatever its
+    /// configured runtimes say.
+    pub fits_all_runtimes: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -333,7 +336,12 @@ struct BuiltZip {
     path: PathBuf,
     size: u64,
     unzipped_size: u64,
+    /// No `nodejs/` or `python/` folder: only assets for /opt, which every runtime can use.
+    fits_all_runtimes: bool,
 }
+
+/// The zip root folders that a runtime searches for libraries.
+const RUNTIME_FOLDERS: [&str; 2] = ["nodejs", "python"];
 
 impl BuiltZip {
     fn from_report(report: &BuildReport) -> Option<BuiltZip> {
@@ -344,6 +352,9 @@ impl BuiltZip {
             path: path.clone(),
             size: zip.size,
             unzipped_size: zip.unzipped_bytes,
+            fits_all_runtimes: !RUNTIME_FOLDERS
+                .iter()
+                .any(|folder| report.top_level_dirs.contains(*folder)),
         })
     }
 }
@@ -473,6 +484,7 @@ impl Planner<'_> {
             code_sha256: zip.code_sha256.clone(),
             action,
             access: config.access.clone(),
+            fits_all_runtimes: zip.fits_all_runtimes,
         })
     }
 
@@ -586,13 +598,20 @@ impl Planner<'_> {
             return None;
         };
         let label = format!("`{layer}`");
+        let fits = |runtimes: &Vec<String>| {
+            if plan.fits_all_runtimes {
+                Vec::new()
+            } else {
+                runtimes.clone()
+            }
+        };
         Some(match &plan.action {
             LayerAction::Publish(request) => CheckedLayer {
                 resolved: ResolvedLayer::New {
                     layer: layer.to_string(),
                 },
                 label,
-                runtimes: Some(request.runtimes.clone()),
+                runtimes: Some(fits(&request.runtimes)),
                 unzipped_size: Some(request.unzipped_size),
             },
             LayerAction::Unchanged(version) => CheckedLayer {
@@ -602,7 +621,7 @@ impl Planner<'_> {
                     arn: version.arn.clone(),
                 },
                 label,
-                runtimes: Some(version.runtimes.clone()),
+                runtimes: Some(fits(&version.runtimes)),
                 // The version holds the built content, so the build's size is its size.
                 unzipped_size: version.unzipped_size.or(plan_unzipped_size(plan)),
             },

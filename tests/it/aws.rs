@@ -627,6 +627,7 @@ fn build_report(owner: Owner, zip: &Zip) -> BuildReport {
         zip_path: Some(zip.path.clone()),
         unzipped_bytes: zip.unzipped_size,
         entries: 1,
+        top_level_dirs: Default::default(),
         changed: true,
         previous: None,
         changes: Changes::default(),

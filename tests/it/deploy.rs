@@ -131,6 +131,8 @@ impl Project {
             zip_path: Some(zip_path),
             unzipped_bytes: content.len() as u64,
             entries: 1,
+            // Hand-made builds stand for code layers unless a test says otherwise.
+            top_level_dirs: ["nodejs".to_string()].into(),
             changed: true,
             previous: None,
             changes: Changes::default(),
@@ -571,6 +573,30 @@ fn a_layer_for_other_runtimes_is_refused_and_a_runtime_free_layer_fits_all() {
 
     project.set_layers("api", vec![latest("assets")]);
     assert!(project.plan().is_ok());
+}
+
+#[test]
+fn a_layer_with_only_opt_assets_fits_every_runtime_whatever_it_declares() {
+    let mut project = Project::new();
+    project.layer("config", &[PYTHON], "settings");
+    project
+        .layer_builds
+        .get_mut("config")
+        .unwrap()
+        .top_level_dirs = ["config".to_string()].into();
+    project.function("api", NODE, vec![latest("config")]);
+    assert!(project.plan().is_ok(), "{:?}", project.plan());
+
+    // The same layer holding python/ is for Python only, as it says.
+    project
+        .layer_builds
+        .get_mut("config")
+        .unwrap()
+        .top_level_dirs = ["config".to_string(), "python".to_string()].into();
+    assert!(matches!(
+        project.problems().as_slice(),
+        [PlanProblem::RuntimeMismatch { .. }]
+    ));
 }
 
 #[test]
