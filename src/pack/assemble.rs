@@ -299,15 +299,13 @@ fn copy_checked(
     let mut buffer = vec![0; 1 << 20];
     let mut size = 0;
     loop {
-        let count = match file.read(&mut buffer) {
-            Ok(0) => break,
-            Ok(count) => count,
-            Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
-            Err(source) => return Err(read_error(source)),
-        };
+        let count = read_full(&mut file, &mut buffer).map_err(read_error)?;
         hasher.update(&buffer[..count]);
         out.write_all(&buffer[..count]).map_err(&write_error)?;
         size += count as u64;
+        if count < buffer.len() {
+            break;
+        }
     }
     if size != entry.size || hasher.finalize() != entry.content_hash {
         return Err(PackError::ContentChanged {
@@ -315,6 +313,22 @@ fn copy_checked(
         });
     }
     Ok(())
+}
+
+/// Reads until `buffer` is full or the file ends; returns how much was read. The compressor is
+/// fed whole buffers whatever sizes the file system's reads return, because zlib-rs's output
+/// depends on how its input is sliced.
+fn read_full(file: &mut File, buffer: &mut [u8]) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buffer.len() {
+        match file.read(&mut buffer[filled..]) {
+            Ok(0) => break,
+            Ok(count) => filled += count,
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(filled)
 }
 
 /// Appends entries in order.
