@@ -295,7 +295,8 @@ fn verify_reports_a_damaged_package_list() {
     machine.build(&[]);
     let db = rusqlite::Connection::open(machine.root().join(".lamina/cache.db")).unwrap();
     db.execute(
-        "UPDATE packages SET entries = entries || x'00' WHERE rowid = (SELECT min(rowid) FROM packages)",
+        "UPDATE packages SET entries = entries || x'00'
+         WHERE rowid = (SELECT min(rowid) FROM packages)",
         [],
     )
     .unwrap();
