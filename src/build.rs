@@ -196,6 +196,41 @@ pub enum BuildError {
     Cache(#[from] CacheError),
     #[error("cannot pack {subject}: {source}")]
     Pack { subject: String, source: PackError },
+    #[error("{subject}: `{}` does not exist; {hint}", path.display())]
+    MissingRoot {
+        subject: String,
+        path: PathBuf,
+        hint: &'static str,
+    },
+    #[error("{subject}: `{}` is not a folder; {hint}", path.display())]
+    RootNotFolder {
+        subject: String,
+        path: PathBuf,
+        hint: &'static str,
+    },
+}
+
+/// A layer or code folder that is missing is a mistake in the manifest far more often than an
+/// empty layer, and packing it would publish an empty zip (on AWS, replacing working code).
+fn check_root(subject: &Subject) -> Result<(), BuildError> {
+    let hint = match subject.owner {
+        Owner::Layer(_) => "fix the layer's `path` in lamina.toml or create the folder",
+        Owner::Function(_) => "fix the function's `source` in lamina.toml or create the folder",
+    };
+    let subject_name = describe(&subject.owner);
+    match fs_err::metadata(&subject.root) {
+        Ok(metadata) if metadata.is_dir() => Ok(()),
+        Ok(_) => Err(BuildError::RootNotFolder {
+            subject: subject_name,
+            path: subject.root.clone(),
+            hint,
+        }),
+        Err(_) => Err(BuildError::MissingRoot {
+            subject: subject_name,
+            path: subject.root.clone(),
+            hint,
+        }),
+    }
 }
 
 fn list(problems: &[Problem]) -> String {
@@ -232,6 +267,7 @@ pub fn build(
         skip_package_contents: options.mode == FingerprintMode::Manifests,
     };
 
+    check_root(subject)?;
     progress.start(Phase::Scan, &name, 0);
     let output = scan::scan(&subject.root, &subject.sources, &scan_options);
     progress.finish();
@@ -332,7 +368,7 @@ pub fn build(
     };
 
     if !options.status_only {
-        let (zip, status) = find_or_pack(
+        let packed = find_or_pack(
             state,
             cache,
             remote,
@@ -343,7 +379,16 @@ pub fn build(
             previous.as_ref(),
             progress,
             &mut report.stats,
-        )?;
+        );
+        let (zip, status) = match packed {
+            Err(BuildError::Pack {
+                source: PackError::ContentChanged { path },
+                subject: name,
+            }) => {
+                return Err(forget_changed_file(cache, subject, update, path, name));
+            }
+            other => other?,
+        };
         report.zip_path = Some(state.build_dir().join(&zip.file_name));
         report.status = status;
         update.zip = Some((zip.clone(), image));
@@ -357,6 +402,30 @@ pub fn build(
     remote::upkeep::record_build(cache, &report, remote);
     info!(subject = %name, digest = %digest.short(), status = ?report.status, "build finished");
     Ok(report)
+}
+
+/// Keeps what this run learned, minus the row of a file whose content no longer matches the hash
+/// the digest was built from, so that the next run reads it again whatever its stat data says
+/// (the stat data may match while the cached hash is wrong, for example in a restored cache).
+fn forget_changed_file(
+    cache: &mut Cache,
+    subject: &Subject,
+    mut update: BuildUpdate,
+    path: PathBuf,
+    name: String,
+) -> BuildError {
+    if let Ok(relative) = path.strip_prefix(&subject.root) {
+        let source = relative.to_string_lossy().into_owned();
+        update.upsert_files.retain(|(known, _)| *known != source);
+        update.remove_files.push(source);
+    }
+    if let Err(error) = cache.commit_build(&subject.owner, update) {
+        warn!(%error, "could not record what this build learned before it stopped");
+    }
+    BuildError::Pack {
+        subject: name,
+        source: PackError::ContentChanged { path },
+    }
 }
 
 /// The entries of a subject as they are assembled. Entries taken from cached package lists are
@@ -704,9 +773,11 @@ struct Hashed {
     problems: Vec<Problem>,
 }
 
-/// Files above this size are hashed with memory mapping and blake3's own threads; below it, a
-/// plain read is cheaper and parallelism comes from hashing many files at once.
-const LARGE_FILE: u64 = 4 << 20;
+/// Files above this size are read in chunks of this size and each chunk is hashed with blake3's
+/// own threads; below it, a plain read is cheaper and parallelism comes from hashing many files
+/// at once. Files are read, never memory-mapped: a mapped file that another process truncates
+/// kills the reader with SIGBUS, and a build must report such a file, not crash on it.
+const LARGE_FILE: usize = 4 << 20;
 
 fn hash_stale(
     subject: &Subject,
@@ -779,16 +850,34 @@ fn hash_stale(
 
 /// blake3 of a file's content. The stat size decides only how to read, never what is hashed.
 fn hash_file(path: &Path, size_hint: u64) -> std::io::Result<blake3::Hash> {
+    let mut file = fs_err::File::open(path)?;
     let mut hasher = blake3::Hasher::new();
-    if size_hint >= LARGE_FILE {
-        hasher.update_mmap_rayon(path)?;
-    } else {
-        let mut file = fs_err::File::open(path)?;
+    if size_hint < LARGE_FILE as u64 {
         let mut buffer = Vec::with_capacity(size_hint as usize + 1);
         file.read_to_end(&mut buffer)?;
         hasher.update(&buffer);
+        return Ok(hasher.finalize());
     }
-    Ok(hasher.finalize())
+    let mut chunk = vec![0; LARGE_FILE];
+    loop {
+        let filled = read_full(&mut file, &mut chunk)?;
+        hasher.update_rayon(&chunk[..filled]);
+        if filled < chunk.len() {
+            return Ok(hasher.finalize());
+        }
+    }
+}
+
+/// Reads until `buffer` is full or the file ends; returns how much was read.
+fn read_full(file: &mut impl Read, buffer: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buffer.len() {
+        match file.read(&mut buffer[filled..])? {
+            0 => break,
+            read => filled += read,
+        }
+    }
+    Ok(filled)
 }
 
 /// Reuses the zip of `digest` when it is recorded and still on disk; packs it otherwise.

@@ -15,6 +15,7 @@
 //! | `packages` | kind, fingerprint    | the package's entry list (digest preimage form)  | portable |
 //! | `zips`     | content digest       | zip SHA-256, sizes, file name, entry list        | portable |
 //! | `builds`   | owner                | the digest last built or reused                  | local    |
+//! | `pushes`   | target, owner, digest| the version it was pushed as (`deploy::pushed`)  | local    |
 //!
 //! Machine-local tables hold stat data (inode, ctime, mtime) that means nothing on another
 //! machine; portable tables are keyed by content alone, hold paths relative to a package or zip

@@ -74,7 +74,45 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         built_at INTEGER NOT NULL
     ) WITHOUT ROWID;
     ",
-    // 2: what `lamina cache stats` and `gc` read, and what this machine knows of a remote cache
+    // 2: what this checkout pushed, for `status` (src/deploy/pushed.rs).
+    "
+    CREATE TABLE pushes (
+        target      TEXT    NOT NULL,
+        owner       TEXT    NOT NULL,
+        digest      BLOB    NOT NULL CHECK (length(digest) = 32),
+        version     INTEGER,
+        arn         TEXT,
+        code_sha256 TEXT    NOT NULL,
+        layers      TEXT,
+        pushed_at   INTEGER NOT NULL,
+        PRIMARY KEY (target, owner, digest)
+    ) WITHOUT ROWID;
+    ",
+    // 3: layer versions the AWS target has seen (src/deploy/aws/memory.rs). The table exists in
+    // builds without the `aws` feature too, so that the schema never depends on features. Rows
+    // carry a description of up to 256 characters, too large for `WITHOUT ROWID`.
+    "
+    CREATE TABLE aws_layer_versions (
+        arn           TEXT    NOT NULL PRIMARY KEY,
+        region        TEXT    NOT NULL,
+        account       TEXT    NOT NULL,
+        layer         TEXT    NOT NULL,
+        version       INTEGER NOT NULL,
+        code_sha256   TEXT    NOT NULL,
+        digest        BLOB    CHECK (digest IS NULL OR length(digest) = 32),
+        unzipped_size INTEGER,
+        description   TEXT    NOT NULL,
+        created       TEXT    NOT NULL,
+        runtimes      TEXT    NOT NULL,
+        architectures TEXT    NOT NULL,
+        access        TEXT    NOT NULL,
+        seen_at       INTEGER NOT NULL
+    );
+
+    CREATE INDEX aws_layer_versions_by_content
+        ON aws_layer_versions (region, account, layer, code_sha256);
+    ",
+    // 4: what `lamina cache stats` and `gc` read, and what this machine knows of a remote cache
     // (`src/remote/`). All three tables are machine-local.
     "
     CREATE TABLE build_history (

@@ -1,6 +1,8 @@
-//! `lamina build` and `lamina status`, and the engine runs that `push` shares with them.
+//! `lamina build` and `lamina status`, and the engine runs and dependency installs that `push`
+//! shares with them.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 
 use anyhow::{bail, Context as _, Result};
 use serde::Serialize;
@@ -12,8 +14,12 @@ use crate::build::{
     Subject,
 };
 use crate::cache::{Cache, Owner};
-use crate::deploy::{code_sha256, sha256_hex};
-use crate::manifest::{FunctionConfig, LayerConfig, Manifest};
+use crate::deploy::pushed::{self, PushRecord};
+use crate::deploy::{code_sha256, sha256_hex, utc_timestamp};
+use crate::install::{
+    self, Ecosystem, Install, InstallOptions, InstallOutcome, InstallReason, InstallReport,
+};
+use crate::manifest::{FunctionConfig, LayerConfig, Manifest, TargetKind};
 use crate::scan::SourceMapping;
 
 /// Engine flags shared by `build`, `status` and `push`.
@@ -39,11 +45,55 @@ impl EngineArgs {
     }
 }
 
+/// Dependency install flags shared by `push` and `build --install`.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub(crate) struct InstallArgs {
+    /// Install from what is already installed or in npm's and pip's caches only: npm
+    /// `--offline`, pip `--no-index` with the --find-links folders as its only source.
+    #[arg(long)]
+    offline: bool,
+    /// A folder of wheels for pip (`--find-links`); may be given several times.
+    #[arg(long = "find-links", value_name = "DIR")]
+    find_links: Vec<PathBuf>,
+}
+
+impl InstallArgs {
+    fn is_given(&self) -> bool {
+        self.offline || !self.find_links.is_empty()
+    }
+
+    /// The options for [`install::prepare_layer`]; wheel folders are made absolute, since pip
+    /// runs in the layer's `lib/python`.
+    fn options(&self, context: &Context) -> Result<InstallOptions> {
+        let mut find_links = Vec::new();
+        for folder in &self.find_links {
+            let absolute = context.cwd.join(folder);
+            if !absolute.is_dir() {
+                bail!(
+                    "--find-links: `{}` is not a folder; pass a folder of wheel files",
+                    folder.display()
+                );
+            }
+            find_links.push(absolute);
+        }
+        Ok(InstallOptions {
+            offline: self.offline,
+            find_links,
+            ..InstallOptions::default()
+        })
+    }
+}
+
 #[derive(Debug, clap::Args)]
 pub(crate) struct BuildArgs {
     /// Layers to build; default: every layer.
     #[arg(value_name = "LAYER")]
     layers: Vec<String>,
+    /// Install each layer's declared dependencies (npm, pip) first, as `push` does.
+    #[arg(long)]
+    install: bool,
+    #[command(flatten)]
+    installs: InstallArgs,
     #[command(flatten)]
     engine: EngineArgs,
 }
@@ -53,6 +103,10 @@ pub(crate) struct StatusArgs {
     /// Layers to look at; default: every layer.
     #[arg(value_name = "LAYER")]
     layers: Vec<String>,
+    /// The deploy target whose pushes to compare with; default: lamina.toml's. Only what this
+    /// checkout remembers of its pushes is read: the target is not contacted.
+    #[arg(long, value_name = "local|aws")]
+    target: Option<TargetKind>,
     #[command(flatten)]
     engine: EngineArgs,
 }
@@ -228,16 +282,33 @@ impl BuiltLayer {
 
 #[derive(Debug, Serialize)]
 struct BuildOutput {
+    /// With `--install`: what was installed, per layer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    installs: Option<Vec<InstallReport>>,
     layers: Vec<BuiltLayer>,
     stats: Totals,
 }
 
 pub(super) fn run_build(context: &Context, args: BuildArgs, bars: &Bars) -> Result<()> {
+    if !args.install && args.installs.is_given() {
+        bail!("--offline and --find-links apply to installs: add --install");
+    }
     let manifest = context.manifest()?;
     let layers = selected_layers(&manifest, &args.layers)?;
+    let installs = match args.install {
+        true => Some(install_layers(
+            context,
+            &manifest,
+            &layers,
+            &args.installs,
+            bars,
+        )?),
+        false => None,
+    };
     let mut engine = Engine::open(&manifest)?;
     let options = args.engine.options(false);
     let mut result = BuildOutput {
+        installs,
         layers: Vec::new(),
         stats: Totals::default(),
     };
@@ -285,10 +356,43 @@ struct LayerStatus {
     /// `changed` or `unchanged`, since the last build.
     status: &'static str,
     changes: Changes,
+    /// `published` when this checkout pushed the current content to the target, else
+    /// `not_pushed`.
+    push_status: &'static str,
+    /// The version holding the current content, when published.
+    published: Option<PushedVersion>,
+    /// The most recent push of the layer to the target, whatever its content.
+    last_push: Option<PushedVersion>,
+}
+
+/// A pushed layer version, as `status` shows it.
+#[derive(Debug, Serialize)]
+struct PushedVersion {
+    version: Option<u64>,
+    arn: Option<String>,
+    digest: String,
+    /// RFC 3339, UTC.
+    pushed_at: String,
+}
+
+impl From<PushRecord> for PushedVersion {
+    fn from(record: PushRecord) -> PushedVersion {
+        let pushed_at = time::OffsetDateTime::from_unix_timestamp(record.pushed_at)
+            .map(utc_timestamp)
+            .unwrap_or_default();
+        PushedVersion {
+            version: record.version,
+            arn: record.arn,
+            digest: record.digest.to_hex(),
+            pushed_at,
+        }
+    }
 }
 
 #[derive(Debug, Serialize)]
 struct StatusOutput {
+    /// The target the push columns refer to: `local`, `aws` or `aws:<region>`.
+    target: String,
     layers: Vec<LayerStatus>,
     stats: Totals,
 }
@@ -298,13 +402,21 @@ pub(super) fn run_status(context: &Context, args: StatusArgs, bars: &Bars) -> Re
     let layers = selected_layers(&manifest, &args.layers)?;
     let mut engine = Engine::open(&manifest)?;
     let options = args.engine.options(true);
+    let target = pushed::target_key(context.target_kind(&manifest, args.target), &manifest);
     let mut result = StatusOutput {
+        target,
         layers: Vec::new(),
         stats: Totals::default(),
     };
     for layer in layers {
         let report = engine.build_layer(layer, &options, bars)?;
         result.stats.add(&report.stats);
+        let owner = Owner::Layer(layer.name.clone());
+        let published = pushed::published(&engine.cache, &result.target, &owner, &report.digest)?;
+        let last_push = match published {
+            Some(_) => None,
+            None => pushed::last_pushed(&engine.cache, &result.target, &owner)?,
+        };
         result.layers.push(LayerStatus {
             layer: layer.name.clone(),
             digest: report.digest.to_hex(),
@@ -314,6 +426,13 @@ pub(super) fn run_status(context: &Context, args: StatusArgs, bars: &Bars) -> Re
                 "unchanged"
             },
             changes: report.changes,
+            push_status: if published.is_some() {
+                "published"
+            } else {
+                "not_pushed"
+            },
+            published: published.map(Into::into),
+            last_push: last_push.map(Into::into),
         });
     }
     bars.clear();
@@ -321,7 +440,7 @@ pub(super) fn run_status(context: &Context, args: StatusArgs, bars: &Bars) -> Re
         return output::json(&result);
     }
     for layer in &result.layers {
-        print_status(layer, context.verbose > 0);
+        print_status(layer, &result.target, context.verbose > 0);
     }
     if context.verbose > 0 {
         println!("{}", result.stats.describe());
@@ -329,7 +448,7 @@ pub(super) fn run_status(context: &Context, args: StatusArgs, bars: &Bars) -> Re
     Ok(())
 }
 
-fn print_status(layer: &LayerStatus, verbose: bool) {
+fn print_status(layer: &LayerStatus, target: &str, verbose: bool) {
     let changes = &layer.changes;
     let counts = [
         (changes.added.len(), "added"),
@@ -341,10 +460,11 @@ fn print_status(layer: &LayerStatus, verbose: bool) {
         .filter(|(n, _)| *n > 0)
         .map(|(n, what)| format!("{n} {what}"))
         .collect();
-    match counts.is_empty() {
-        true => println!("{}: {}", layer.layer, layer.status),
-        false => println!("{}: {} ({})", layer.layer, layer.status, counts.join(", ")),
-    }
+    let built = match counts.is_empty() {
+        true => layer.status.to_string(),
+        false => format!("{} ({})", layer.status, counts.join(", ")),
+    };
+    println!("{}: {built}; {}", layer.layer, describe_push(layer, target));
     if verbose {
         let lists = [
             (&changes.added, '+'),
@@ -354,6 +474,116 @@ fn print_status(layer: &LayerStatus, verbose: bool) {
         for (paths, mark) in lists {
             paths.iter().for_each(|path| println!("  {mark} {path}"));
         }
+    }
+}
+
+/// `published as version 3 on local`, or `not pushed to local (last pushed: version 2)`.
+fn describe_push(layer: &LayerStatus, target: &str) -> String {
+    let version = |pushed: &PushedVersion| match pushed.version {
+        Some(version) => format!("version {version}"),
+        None => "an unnumbered version".to_string(),
+    };
+    match (&layer.published, &layer.last_push) {
+        (Some(published), _) => format!("published as {} on {target}", version(published)),
+        (None, Some(last)) => format!(
+            "not pushed to {target} (last pushed: {}, {})",
+            version(last),
+            last.pushed_at
+        ),
+        (None, None) => format!("not pushed to {target}"),
+    }
+}
+
+/// Runs the dependency installs of `layers` before the engine scans them, and says what they
+/// did. The first failure stops everything, before anything is built or published.
+pub(super) fn install_layers(
+    context: &Context,
+    manifest: &Manifest,
+    layers: &[&LayerConfig],
+    args: &InstallArgs,
+    bars: &Bars,
+) -> Result<Vec<InstallReport>> {
+    let options = args.options(context)?;
+    let state = manifest.state_dir();
+    let mut reports = Vec::new();
+    for layer in layers {
+        let report = install::prepare_layer(&manifest.root, &state.path, layer, &options, bars)
+            .with_context(|| {
+                format!("cannot install the dependencies of layer `{}`", layer.name)
+            })?;
+        bars.clear();
+        if !context.json {
+            print_installs(&report, context.verbose > 0);
+        }
+        reports.push(report);
+    }
+    if options.offline {
+        output::note(
+            "offline: only packages already installed or in the installers' caches were used",
+        );
+    }
+    Ok(reports)
+}
+
+/// One line per install that did something; with `verbose`, also those that found nothing to do.
+fn print_installs(report: &InstallReport, verbose: bool) {
+    for install in &report.installs {
+        let quiet = matches!(
+            install.outcome,
+            InstallOutcome::UpToDate | InstallOutcome::NoDependencies
+        );
+        if verbose || !quiet {
+            println!("layer `{}`: {}", report.layer, describe_install(install));
+        }
+    }
+}
+
+fn describe_install(install: &Install) -> String {
+    let what = match install.ecosystem {
+        Ecosystem::Node => "node dependencies",
+        Ecosystem::Python => "python dependencies",
+    };
+    match &install.outcome {
+        InstallOutcome::UpToDate => format!("{what} up to date ({})", install.target),
+        InstallOutcome::NoDependencies => format!("no {what} declared in {}", install.manifest),
+        InstallOutcome::Adopted => format!(
+            "{what} in {} match {}; recorded as installed",
+            install.target, install.manifest
+        ),
+        InstallOutcome::Removed { .. } => format!(
+            "{} declares no {what}; removed the packages in {}",
+            install.manifest, install.target
+        ),
+        InstallOutcome::Installed {
+            reason,
+            command,
+            lock_written,
+        } => {
+            // The tool and its verb; the flags (with staging paths) are in `--json` and the log.
+            let verb: Vec<&str> = command
+                .iter()
+                .map(String::as_str)
+                .take_while(|word| !word.starts_with("--"))
+                .collect();
+            let mut line = format!(
+                "installed {what} with `{}` ({})",
+                verb.join(" "),
+                describe_reason(*reason)
+            );
+            if let Some(lock) = lock_written {
+                line.push_str(&format!("; wrote {lock}: commit it"));
+            }
+            line
+        }
+    }
+}
+
+fn describe_reason(reason: InstallReason) -> &'static str {
+    match reason {
+        InstallReason::NotInstalled => "nothing was installed",
+        InstallReason::NoRecord => "lamina had no record of the installed packages",
+        InstallReason::DependenciesChanged => "the declared dependencies changed",
+        InstallReason::TreeChanged => "the installed packages were changed by something else",
     }
 }
 

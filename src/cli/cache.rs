@@ -76,7 +76,7 @@ pub(crate) fn run(context: &Context, command: CacheCommand) -> Result<()> {
             print_verify(context, &report)
         }
         CacheCommand::Gc { keep_last, dry_run } => {
-            let published = published_sha256s(&manifest)?;
+            let published = published_sha256s(&manifest, &cache)?;
             let report = upkeep::gc(&mut cache, &build_dir, keep_last, &published, dry_run)?;
             print_gc(context, &report)
         }
@@ -112,9 +112,10 @@ fn print_export(
         return output::json(&Output { file, report });
     }
     println!(
-        "exported {} zip(s) and {} package list(s) to {} ({})",
+        "exported {} zip(s), {} package list(s) and {} seen AWS layer version(s) to {} ({})",
         report.zips,
         report.packages,
+        report.aws_layer_versions,
         file.display(),
         output::bytes(report.bytes)
     );
@@ -127,9 +128,11 @@ fn print_import(context: &Context, report: &portable::ImportReport) -> Result<()
         return output::json(report);
     }
     println!(
-        "imported {} zip(s) and {} package list(s); {} zip(s) were already here; {} entr{} dropped",
+        "imported {} zip(s), {} package list(s) and {} seen AWS layer version(s); {} zip(s) were \
+         already here; {} entr{} dropped",
         report.zips_imported,
         report.packages_imported,
+        report.aws_layer_versions_imported,
         report.zips_present,
         report.dropped.len(),
         if report.dropped.len() == 1 {
@@ -233,9 +236,9 @@ fn print_gc(context: &Context, report: &upkeep::GcReport) -> Result<()> {
 }
 
 /// The SHA-256 of every zip a published layer version or deployed function holds, as far as
-/// this machine knows without asking a server: the local registry, and the layer versions the
-/// AWS target remembers.
-fn published_sha256s(manifest: &Manifest) -> Result<HashSet<[u8; 32]>> {
+/// this machine knows without asking a server: the local registry, what this checkout pushed,
+/// and the layer versions the AWS target has seen.
+fn published_sha256s(manifest: &Manifest, cache: &Cache) -> Result<HashSet<[u8; 32]>> {
     let state = manifest.state_dir();
     let mut codes: Vec<String> = Vec::new();
     let registry_dir = state.registry_dir();
@@ -251,11 +254,7 @@ fn published_sha256s(manifest: &Manifest) -> Result<HashSet<[u8; 32]>> {
             }
         }
     }
-    #[cfg(feature = "aws")]
-    {
-        let memory = crate::deploy::aws::memory::Memory::load(&state.path);
-        codes.extend(memory.all().map(|version| version.code_sha256.clone()));
-    }
+    codes.extend(crate::remote::published_code_sha256s(cache)?);
     let decoded = codes
         .iter()
         .filter_map(|code| BASE64_STANDARD.decode(code).ok());

@@ -5,11 +5,12 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context as _, Result};
 use serde::Serialize;
 
-use super::layer::{architectures, resolve_runtime};
+use super::layer::{architectures, open_target, resolve_runtime};
 use super::{display_relative, output, prompt, Context};
+use crate::deploy::Target;
 use crate::manifest::{
     check, default_function_source, FunctionConfig, LayerRef, Manifest, ManifestError,
-    RuntimeFamily, DEFAULT_NODE_RUNTIME,
+    RuntimeFamily, TargetKind, DEFAULT_NODE_RUNTIME,
 };
 
 #[derive(Debug, clap::Subcommand)]
@@ -18,7 +19,8 @@ pub(crate) enum FunctionCommand {
     Add(AddArgs),
     /// Change the layers a function uses.
     Update(UpdateArgs),
-    /// Remove a function from lamina.toml (its code folder is kept).
+    /// Remove a function from lamina.toml and delete it from the target (its code folder is
+    /// kept).
     Remove(RemoveArgs),
     /// List the project's functions.
     List,
@@ -48,14 +50,11 @@ pub(crate) struct AddArgs {
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct UpdateArgs {
-    name: String,
-    /// The new layer list, in order of application: `NAME@latest`, `NAME@N` or an ARN.
-    #[arg(
-        long = "layer",
-        value_name = "REF",
-        num_args = 1..,
-        required_unless_present = "no_layers"
-    )]
+    /// The function's name; asked for when missing and stdin is a terminal.
+    name: Option<String>,
+    /// The new layer list, in order of application: `NAME@latest`, `NAME@N` or an ARN. Asked
+    /// for when neither this nor --no-layers is given and stdin is a terminal.
+    #[arg(long = "layer", value_name = "REF", num_args = 1..)]
     layers: Vec<String>,
     /// Use no layers at all.
     #[arg(long, conflicts_with = "layers")]
@@ -64,7 +63,17 @@ pub(crate) struct UpdateArgs {
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct RemoveArgs {
-    name: String,
+    /// The function's name; asked for when missing and stdin is a terminal.
+    name: Option<String>,
+    /// Delete the deployed function without asking.
+    #[arg(long, short = 'y')]
+    yes: bool,
+    /// The deploy target to delete the function from; default: lamina.toml's.
+    #[arg(long, value_name = "local|aws")]
+    target: Option<TargetKind>,
+    /// Only remove it from lamina.toml, and leave a deployed function on the target.
+    #[arg(long, conflicts_with_all = ["yes", "target"])]
+    keep_deployed: bool,
 }
 
 pub(crate) fn run(context: &Context, command: FunctionCommand) -> Result<()> {
@@ -276,16 +285,69 @@ fn warn_about_runtimes(manifest: &Manifest, name: &str) {
     }
 }
 
+/// The function a command names, asked for when the argument is missing; one that lamina.toml
+/// does not have is refused before anything else is asked.
+fn function_name(manifest: &Manifest, given: Option<String>) -> Result<String> {
+    if let Some(name) = given {
+        if !manifest.functions.contains_key(&name) {
+            let known: Vec<String> = manifest.functions.keys().cloned().collect();
+            return Err(ManifestError::UnknownFunction {
+                name,
+                path: manifest.manifest_path(),
+                known: output::list_or_none(&known),
+            }
+            .into());
+        }
+        return Ok(name);
+    }
+    let known: Vec<String> = manifest.functions.keys().cloned().collect();
+    let question = format!("Function ({})", output::list_or_none(&known));
+    prompt::ask(
+        &question,
+        None,
+        "the function's NAME",
+        |answer| match manifest.functions.contains_key(answer) {
+            true => Ok(()),
+            false => Err(format!("there is no function `{answer}` in lamina.toml")),
+        },
+    )
+}
+
+/// The layer list of `function update`, asked for when no flag gives it.
+fn updated_layers(args: &UpdateArgs, name: &str) -> Result<Vec<LayerRef>> {
+    if args.no_layers {
+        return Ok(Vec::new());
+    }
+    if !args.layers.is_empty() {
+        return parse_refs(&args.layers);
+    }
+    let question = format!(
+        "Layers of `{name}` in order of application (NAME@latest, NAME@N or ARNs, separated by \
+         spaces; empty for none)"
+    );
+    let answer = prompt::ask(
+        &question,
+        Some(""),
+        "--layer REF... or --no-layers",
+        |answer| {
+            let words: Vec<String> = answer.split_whitespace().map(str::to_string).collect();
+            parse_refs(&words)
+                .map(drop)
+                .map_err(|error| format!("{error:#}"))
+        },
+    )?;
+    let words: Vec<String> = answer.split_whitespace().map(str::to_string).collect();
+    parse_refs(&words)
+}
+
 fn update(context: &Context, args: UpdateArgs) -> Result<()> {
-    let (mut document, _) = context.manifest_document()?;
-    let layers = match args.no_layers {
-        true => Vec::new(),
-        false => parse_refs(&args.layers)?,
-    };
-    document.set_function_layers(&args.name, &layers)?;
+    let (mut document, manifest) = context.manifest_document()?;
+    let name = function_name(&manifest, args.name.clone())?;
+    let layers = updated_layers(&args, &name)?;
+    document.set_function_layers(&name, &layers)?;
     let manifest = document.save()?;
-    warn_about_runtimes(&manifest, &args.name);
-    let function = &manifest.functions[&args.name];
+    warn_about_runtimes(&manifest, &name);
+    let function = &manifest.functions[&name];
     if context.json {
         return output::json(&FunctionListing::from(function));
     }
@@ -298,21 +360,88 @@ fn update(context: &Context, args: UpdateArgs) -> Result<()> {
     Ok(())
 }
 
+/// What `function remove` did, for `--json`.
+#[derive(Debug, Serialize)]
+struct RemoveReport {
+    #[serde(flatten)]
+    function: FunctionListing,
+    /// The target asked, unless `--keep-deployed`.
+    target: Option<String>,
+    /// Whether a deployed function was deleted from it.
+    deleted: bool,
+}
+
 fn remove(context: &Context, args: RemoveArgs) -> Result<()> {
     let (mut document, manifest) = context.manifest_document()?;
-    document.remove_function(&args.name)?;
+    let name = function_name(&manifest, args.name.clone())?;
+    document.remove_function(&name)?;
+    let function = manifest.functions[&name].clone();
+
+    let (target, deleted) = match args.keep_deployed {
+        true => (None, false),
+        false => {
+            let mut target = open_target(context, &manifest, args.target)?;
+            let deleted = delete_deployed(target.as_mut(), &name, args.yes)?;
+            (Some(target.describe()), deleted)
+        }
+    };
     document.save()?;
-    let function = &manifest.functions[&args.name];
+    tracing::info!(function = %name, deleted, "function removed");
+    let report = RemoveReport {
+        function: FunctionListing::from(&function),
+        target,
+        deleted,
+    };
     if context.json {
-        return output::json(&FunctionListing::from(function));
+        return output::json(&report);
     }
-    println!(
-        "removed function `{}` from lamina.toml; its code folder {} is left in place, and a \
-         function already deployed stays on the target",
-        args.name,
-        function.source.display()
-    );
+    print_removed(&report);
     Ok(())
+}
+
+/// Deletes the deployed function `name` after asking (unless `yes`); `false` when it is not
+/// deployed. Runs before lamina.toml is saved, so that a refusal or failure leaves both as
+/// they were.
+fn delete_deployed(target: &mut dyn Target, name: &str, yes: bool) -> Result<bool> {
+    let Some(deployed) = target.function(name)? else {
+        return Ok(false);
+    };
+    if !yes {
+        let question = format!(
+            "Delete function `{name}` ({}) from {}? This cannot be undone",
+            deployed.arn,
+            target.describe()
+        );
+        let refusal = format!(
+            "function `{name}` is deployed on {}, and deleting it needs confirmation: pass --yes \
+             to delete it without a terminal, or --keep-deployed to only remove it from \
+             lamina.toml",
+            target.describe()
+        );
+        if !prompt::confirm(&question, false, &refusal)? {
+            bail!("nothing was removed: function `{name}` stays in lamina.toml and on the target");
+        }
+    }
+    target.delete_function(name)?;
+    Ok(true)
+}
+
+fn print_removed(report: &RemoveReport) {
+    let function = &report.function;
+    println!(
+        "removed function `{}` from lamina.toml; its code folder {} is left in place",
+        function.name, function.source
+    );
+    match (&report.target, report.deleted) {
+        (Some(target), true) => println!("deleted the deployed function from {target}"),
+        (Some(target), false) => output::note(format!(
+            "function `{}` was not deployed on {target}; there was nothing to delete there",
+            function.name
+        )),
+        (None, _) => {
+            println!("with --keep-deployed, a function already deployed stays on the target")
+        }
+    }
 }
 
 fn list(context: &Context) -> Result<()> {

@@ -308,17 +308,19 @@ fn print_next_steps(layer: &LayerConfig) {
         .iter()
         .any(|runtime| runtime.starts_with("nodejs"))
     {
-        println!("  - node libraries: add them to {path}/lib/nodejs/package.json, then run");
-        println!("    `npm install` in {path}/lib/nodejs (they ship as /opt/nodejs/node_modules)");
+        println!("  - node libraries: declare them in {path}/lib/nodejs/package.json (or run");
+        println!("    `npm install NAME` there to add and lock them); `lamina push` installs them");
+        println!("    with `npm ci` when the lock changes (they ship as /opt/nodejs/node_modules)");
     }
     if layer
         .runtimes
         .iter()
         .any(|runtime| runtime.starts_with("python"))
     {
-        println!("  - python libraries: list them in {path}/lib/python/Pipfile and install them");
+        println!("  - python libraries: list them in {path}/lib/python/Pipfile and lock them");
+        println!("    with `pipenv lock`; `lamina push` installs the lock's wheels for the Lambda");
         println!(
-            "    with `pip install --target {path}/lib/python NAME` (they ship as /opt/python)"
+            "    platform into lib/python/lib/python3.X/site-packages (they ship as /opt/python)"
         );
     }
     println!("  - shared files: put them in {path}/opt/ (they ship as /opt: for example");

@@ -59,7 +59,7 @@ enum Command {
     Function(function::FunctionCommand),
     /// Build the zips of the project's layers (all, or those named).
     Build(build::BuildArgs),
-    /// Show which layers changed since their last build.
+    /// Show which layers changed since their last build, and whether they are pushed.
     Status(build::StatusArgs),
     /// Build everything, then publish new layer versions and deploy changed functions.
     Push(push::PushArgs),
@@ -158,12 +158,20 @@ fn restore_sigpipe() {
 fn init_logging(verbose: u8, bars: &progress::Bars) {
     use tracing_subscriber::EnvFilter;
 
-    let default = match verbose {
+    let level = match verbose {
         0 => "warn",
         1 => "info",
         2 => "debug",
         _ => "trace",
     };
+    // The AWS SDK warns at length about what lamina then reports in one clear error (no region,
+    // no credentials): its own lines are shown only when asked for with -vv or RUST_LOG.
+    let quiet_sdk = if verbose >= 2 {
+        ""
+    } else {
+        ",aws_config=error,aws_smithy_runtime=error"
+    };
+    let default = format!("{level}{quiet_sdk}");
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let writer = bars.log_writer();
     let subscriber = tracing_subscriber::fmt()

@@ -1,17 +1,22 @@
 //! `lamina push`: build everything, show the plan, and publish only what is new once accepted.
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context as _, Result};
 use serde::Serialize;
 
-use super::build::{build_everything, EngineArgs, Totals};
+use super::build::{
+    build_everything, install_layers, EngineArgs, InstallArgs, ProjectBuild, Totals,
+};
 use super::layer::open_target;
 use super::progress::Bars;
 use super::{output, prompt, Context};
+use crate::cache::Cache;
 use crate::deploy::push::{
     self, FunctionOutcome, FunctionReport, LayerOutcome, LayerReport, PlanOptions, PushError,
     PushReport,
 };
-use crate::manifest::TargetKind;
+use crate::deploy::pushed;
+use crate::install::InstallReport;
+use crate::manifest::{Manifest, TargetKind};
 
 /// What a push without a terminal and without `--yes` says.
 const NEEDS_YES: &str = "push asks before publishing, and there is no terminal to ask on: pass \
@@ -30,12 +35,16 @@ pub(crate) struct PushArgs {
     #[arg(long, value_name = "local|aws")]
     target: Option<TargetKind>,
     #[command(flatten)]
+    installs: InstallArgs,
+    #[command(flatten)]
     engine: EngineArgs,
 }
 
 #[derive(Debug, Serialize)]
 struct PushOutput {
     target: String,
+    /// What the dependency installs before the build did, per layer.
+    installs: Vec<InstallReport>,
     layers: Vec<LayerReport>,
     functions: Vec<FunctionReport>,
     /// Whether anything was published or deployed.
@@ -49,8 +58,11 @@ pub(crate) fn run(context: &Context, args: PushArgs, bars: &Bars) -> Result<()> 
         bail!("{NEEDS_YES}");
     }
     let manifest = context.manifest()?;
+    let layers: Vec<_> = manifest.layers.values().collect();
+    let installs = install_layers(context, &manifest, &layers, &args.installs, bars)?;
     let built = build_everything(&manifest, &args.engine, bars)?;
     bars.clear();
+    let kind = context.target_kind(&manifest, args.target);
     let mut target = open_target(context, &manifest, args.target)?;
     let options = PlanOptions::new(args.description);
     let plan = push::plan(
@@ -73,6 +85,9 @@ pub(crate) fn run(context: &Context, args: PushArgs, bars: &Bars) -> Result<()> 
     let report = match push::execute(&plan, target.as_mut(), bars) {
         Ok(report) => report,
         Err(PushError::Interrupted { completed, source }) => {
+            if let Err(error) = remember_push(&manifest, kind, &completed, &built) {
+                output::warning(format!("{error:#}"));
+            }
             if !context.json {
                 print_report(&completed);
             }
@@ -81,9 +96,13 @@ pub(crate) fn run(context: &Context, args: PushArgs, bars: &Bars) -> Result<()> 
         Err(error) => return Err(error.into()),
     };
     bars.clear();
+    if let Err(error) = remember_push(&manifest, kind, &report, &built) {
+        output::warning(format!("{error:#}"));
+    }
 
     let result = PushOutput {
         target: target.describe(),
+        installs,
         changed: report.has_changes(),
         layers: report.layers,
         functions: report.functions,
@@ -94,6 +113,23 @@ pub(crate) fn run(context: &Context, args: PushArgs, bars: &Bars) -> Result<()> 
     }
     print_summary(&result);
     Ok(())
+}
+
+/// Records in the cache what `report` pushed, for `lamina status`. A failure here loses nothing
+/// the target holds, so the caller only warns about it.
+fn remember_push(
+    manifest: &Manifest,
+    kind: TargetKind,
+    report: &PushReport,
+    built: &ProjectBuild,
+) -> Result<()> {
+    let path = manifest.state_dir().cache_db();
+    let mut cache = Cache::open(&path)
+        .with_context(|| format!("cannot record the push in `{}`", path.display()))?;
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let key = pushed::target_key(kind, manifest);
+    pushed::record_push(&mut cache, &key, report, &built.functions, now)
+        .context("cannot record the push; `lamina status` will not know of it")
 }
 
 /// The plan goes to stdout, except with `--json`, where stdout is kept for the one document.

@@ -553,7 +553,8 @@ fn read_record<T: DeserializeOwned>(path: &Path) -> Result<Option<T>, DeployErro
 fn write_record<T: Serialize>(path: &Path, record: &T) -> Result<(), DeployError> {
     let mut json = serde_json::to_vec_pretty(record).expect("registry records serialize");
     json.push(b'\n');
-    crate::atomic::write(path, &json).map_err(io_error("write", path))
+    let mode = crate::atomic::Mode::Exact(crate::atomic::FILE_MODE);
+    crate::atomic::write_mode(path, &json, mode).map_err(io_error("write", path))
 }
 
 fn check_format(path: &Path, format: u32) -> Result<(), DeployError> {

@@ -7,6 +7,7 @@
 //! - [`push`] plans a push from the build results and the target's current state, checks the
 //!   plan against Lambda's limits, then executes it.
 //! - [`versions`] lists, removes and re-applies access to existing layer versions.
+//! - [`pushed`] remembers, in the cache, what this checkout pushed, for `lamina status`.
 //!
 //! Identity of content is the zip's SHA-256 (`CodeSha256`, base64, as Lambda reports it). Zips
 //! are reproducible, so equal content gives equal bytes and an equal SHA-256; a target never has
@@ -19,6 +20,7 @@
 pub mod aws;
 pub mod local;
 pub mod push;
+pub mod pushed;
 pub mod versions;
 
 use std::path::PathBuf;

@@ -21,6 +21,20 @@
 //! `npm install` that added dev dependencies, say) changed it since. File times are never looked
 //! at: touching a lock file installs nothing.
 //!
+//! Two cases need no installer at all, so that a fresh checkout with its dependencies committed
+//! publishes offline, on a machine without npm or pip:
+//!
+//! - **Adopted tree.** With no record, a tree that holds exactly the packages the lock resolves
+//!   (install path, name and version for npm, as npm's own check of its hidden lock file does;
+//!   name and version of each `.dist-info` for Pipfile.lock) is recorded as it is
+//!   ([`InstallOutcome::Adopted`]). Only an npm lock or a Pipfile.lock can be compared; yarn,
+//!   pnpm and requirements.txt trees without a record are installed. Once a record exists only
+//!   the record counts.
+//! - **Nothing declared.** A package.json without dependencies (and an npm lock that resolves
+//!   none), or a Pipfile.lock with an empty `default` section, needs no install
+//!   ([`InstallOutcome::NoDependencies`]); packages an earlier install left are removed
+//!   ([`InstallOutcome::Removed`]), as the installer would have removed them.
+//!
 //! # What an install does
 //!
 //! The installer runs in a staging folder `<layer>/lib/.lamina-install-XXXXXX/`, next to the
@@ -241,11 +255,28 @@ pub enum InstallOutcome {
         /// relative to the layer root. It belongs to the project: commit it.
         lock_written: Option<String>,
     },
+    /// lamina had no record, but the installed tree holds exactly the packages the lock
+    /// resolves (a checkout with its dependencies committed, or installed by hand): the tree
+    /// was recorded as it is, and nothing ran.
+    Adopted,
+    /// Nothing is declared and no package is installed; no installer was needed.
+    NoDependencies,
+    /// Nothing is declared any more, so the installed packages were removed; no installer ran.
+    Removed { reason: InstallReason },
 }
 
 impl Install {
+    /// Whether an installer ran.
     pub fn is_installed(&self) -> bool {
         matches!(self.outcome, InstallOutcome::Installed { .. })
+    }
+
+    /// Whether the installed tree was replaced or removed.
+    pub fn changed_tree(&self) -> bool {
+        matches!(
+            self.outcome,
+            InstallOutcome::Installed { .. } | InstallOutcome::Removed { .. }
+        )
     }
 }
 
@@ -442,27 +473,102 @@ impl Context<'_> {
     }
 }
 
-/// Whether an install must run, and why; `None` when the installed tree is current.
-/// `installed_tree` computes the tree identity and is only called when everything else matches.
+/// What [`decide`] concluded about an ecosystem whose dependencies declare packages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Decision {
+    /// The installed tree is the one recorded for this fingerprint.
+    Current,
+    /// There is no record, but the tree holds exactly the packages the lock resolves.
+    Adopt,
+    Install(InstallReason),
+}
+
+/// Whether an install must run, and why. `installed_tree` computes the tree identity and is
+/// only called when everything else matches; `matches_lock` says whether the tree holds exactly
+/// what the lock resolves, and is only called when there is no record.
+///
+/// Adopting an unrecorded tree that matches the lock is what lets a fresh checkout with its
+/// dependencies committed (the bundled example) push offline without an installer. It is
+/// limited to the case without a record: once lamina has installed, only the record counts,
+/// since names and versions alone cannot tell two builds of one version apart.
 fn decide(
     record: Option<&Record>,
     fingerprint: &str,
     target: &Path,
     installed_tree: impl FnOnce() -> io::Result<String>,
-) -> io::Result<Option<InstallReason>> {
+    matches_lock: impl FnOnce() -> io::Result<bool>,
+) -> io::Result<Decision> {
     if !target.is_dir() {
-        return Ok(Some(InstallReason::NotInstalled));
+        return Ok(Decision::Install(InstallReason::NotInstalled));
     }
     let Some(record) = record else {
-        return Ok(Some(InstallReason::NoRecord));
+        return Ok(match matches_lock()? {
+            true => Decision::Adopt,
+            false => Decision::Install(InstallReason::NoRecord),
+        });
     };
     if record.fingerprint != fingerprint {
-        return Ok(Some(InstallReason::DependenciesChanged));
+        return Ok(Decision::Install(InstallReason::DependenciesChanged));
     }
     if installed_tree()? != record.tree {
-        return Ok(Some(InstallReason::TreeChanged));
+        return Ok(Decision::Install(InstallReason::TreeChanged));
     }
-    Ok(None)
+    Ok(Decision::Current)
+}
+
+/// Records the tree at `install.target` as installed for `install.fingerprint`.
+fn record_tree(
+    state: &mut StateFile,
+    ecosystem: Ecosystem,
+    install: &Install,
+    tree: String,
+) -> io::Result<()> {
+    let record = Record {
+        installer: install.installer,
+        manifest: install.manifest.clone(),
+        target: install.target.clone(),
+        fingerprint: install.fingerprint.clone(),
+        tree,
+    };
+    state.set(ecosystem, record)
+}
+
+/// Handles an ecosystem that declares no packages: nothing needs installing, and packages left
+/// in `target` from an earlier install are removed (moved into a staging folder that is then
+/// deleted), as the installer would have removed them. No installer runs, so none is needed.
+fn prepare_empty(
+    context: &Context,
+    state: &mut StateFile,
+    ecosystem: Ecosystem,
+    target: &Path,
+    has_packages: bool,
+    install: &mut Install,
+) -> Result<(), InstallError> {
+    let record = state.record(ecosystem);
+    let reason = match record {
+        None => InstallReason::NoRecord,
+        Some(record) if record.fingerprint != install.fingerprint => {
+            InstallReason::DependenciesChanged
+        }
+        Some(_) => InstallReason::TreeChanged,
+    };
+    let had_record = record.is_some();
+    if !has_packages {
+        if had_record {
+            state.clear(ecosystem)?;
+        }
+        tracing::debug!(layer = %context.layer.name, ?ecosystem, "no dependencies declared");
+        install.outcome = InstallOutcome::NoDependencies;
+        return Ok(());
+    }
+    tracing::info!(layer = %context.layer.name, ?ecosystem, ?reason,
+        "no dependencies declared; removing the installed packages");
+    let staging = swap::Staging::new(&context.layer_dir)?;
+    staging.take_away(target)?;
+    drop(staging);
+    state.clear(ecosystem)?;
+    install.outcome = InstallOutcome::Removed { reason };
+    Ok(())
 }
 
 /// Turns a failed run into [`InstallError::InstallerFailed`].
@@ -515,25 +621,65 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let missing = dir.path().join("node_modules");
         let tree = || Ok("tree".to_owned());
+        let unmatched = || Ok(false);
         let same = record("fp", "tree");
+        let install = |reason| Decision::Install(reason);
 
         assert_eq!(
-            decide(Some(&same), "fp", &missing, tree).unwrap(),
-            Some(InstallReason::NotInstalled)
+            decide(Some(&same), "fp", &missing, tree, unmatched).unwrap(),
+            install(InstallReason::NotInstalled)
         );
         assert_eq!(
-            decide(None, "fp", dir.path(), tree).unwrap(),
-            Some(InstallReason::NoRecord)
+            decide(None, "fp", dir.path(), tree, unmatched).unwrap(),
+            install(InstallReason::NoRecord)
         );
         assert_eq!(
-            decide(Some(&same), "other", dir.path(), tree).unwrap(),
-            Some(InstallReason::DependenciesChanged)
+            decide(Some(&same), "other", dir.path(), tree, unmatched).unwrap(),
+            install(InstallReason::DependenciesChanged)
         );
         assert_eq!(
-            decide(Some(&record("fp", "old")), "fp", dir.path(), tree).unwrap(),
-            Some(InstallReason::TreeChanged)
+            decide(
+                Some(&record("fp", "old")),
+                "fp",
+                dir.path(),
+                tree,
+                unmatched
+            )
+            .unwrap(),
+            install(InstallReason::TreeChanged)
         );
-        assert_eq!(decide(Some(&same), "fp", dir.path(), tree).unwrap(), None);
+        assert_eq!(
+            decide(Some(&same), "fp", dir.path(), tree, unmatched).unwrap(),
+            Decision::Current
+        );
+    }
+
+    #[test]
+    fn only_an_unrecorded_tree_that_matches_the_lock_is_adopted() {
+        let dir = tempfile::tempdir().unwrap();
+        let tree = || Ok("tree".to_owned());
+        let matched = || Ok(true);
+        assert_eq!(
+            decide(None, "fp", dir.path(), tree, matched).unwrap(),
+            Decision::Adopt
+        );
+        assert_eq!(
+            decide(
+                Some(&record("old", "tree")),
+                "fp",
+                dir.path(),
+                tree,
+                matched
+            )
+            .unwrap(),
+            Decision::Install(InstallReason::DependenciesChanged),
+            "a record outranks what the tree looks like"
+        );
+        let missing = dir.path().join("node_modules");
+        assert_eq!(
+            decide(None, "fp", &missing, tree, matched).unwrap(),
+            Decision::Install(InstallReason::NotInstalled)
+        );
     }
 
     #[test]

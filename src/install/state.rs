@@ -93,10 +93,24 @@ impl StateFile {
 
     /// Replaces `ecosystem`'s record and writes the file atomically.
     pub fn set(&mut self, ecosystem: Ecosystem, record: Record) -> io::Result<()> {
+        *self.slot(ecosystem) = Some(record);
+        self.save()
+    }
+
+    /// Forgets `ecosystem`'s record (its packages were removed) and writes the file atomically.
+    pub fn clear(&mut self, ecosystem: Ecosystem) -> io::Result<()> {
+        *self.slot(ecosystem) = None;
+        self.save()
+    }
+
+    fn slot(&mut self, ecosystem: Ecosystem) -> &mut Option<Record> {
         match ecosystem {
-            Ecosystem::Node => self.state.nodejs = Some(record),
-            Ecosystem::Python => self.state.python = Some(record),
+            Ecosystem::Node => &mut self.state.nodejs,
+            Ecosystem::Python => &mut self.state.python,
         }
+    }
+
+    fn save(&self) -> io::Result<()> {
         let mut bytes = serde_json::to_vec_pretty(&self.state).map_err(io::Error::other)?;
         bytes.push(b'\n');
         crate::atomic::write(&self.path, &bytes)
@@ -127,6 +141,10 @@ mod tests {
         let loaded = StateFile::load(dir.path(), "shared").unwrap();
         assert_eq!(loaded.record(Ecosystem::Node), Some(&record()));
         assert_eq!(loaded.record(Ecosystem::Python), None);
+
+        state.clear(Ecosystem::Node).unwrap();
+        let loaded = StateFile::load(dir.path(), "shared").unwrap();
+        assert_eq!(loaded.record(Ecosystem::Node), None);
     }
 
     #[test]

@@ -66,6 +66,12 @@ impl Staging {
         }
         Ok(())
     }
+
+    /// Moves `target` into this staging folder, to be deleted with it: the live path goes away
+    /// in one rename, so a reader never sees half a tree.
+    pub fn take_away(&self, target: &Path) -> io::Result<()> {
+        fs_err::rename(target, self.aside())
+    }
 }
 
 /// Deletes staging folders that a killed run left in `<layer_dir>/lib`.
@@ -137,6 +143,19 @@ mod tests {
 
         assert!(staging.swap_in(&missing, &target).is_err());
         assert!(target.join("old").is_dir());
+    }
+
+    #[test]
+    fn taking_a_tree_away_deletes_it_with_the_staging_folder() {
+        let layer = layer();
+        let target = layer.path().join("lib/nodejs/node_modules");
+        let staging = Staging::new(layer.path()).unwrap();
+        staging.take_away(&target).unwrap();
+        drop(staging);
+
+        assert!(!target.exists());
+        let left = fs_err::read_dir(layer.path().join("lib")).unwrap().count();
+        assert_eq!(left, 1, "only lib/nodejs remains");
     }
 
     #[test]

@@ -1,7 +1,6 @@
 //! Comment-preserving edits of `lamina.toml`.
 
 use std::fmt;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use toml_edit::{Array, DocumentMut, Item, TableLike, Value};
@@ -255,33 +254,9 @@ impl fmt::Display for ManifestDocument {
 }
 
 /// Writes a file the user owns (the manifest, `.gitignore`) atomically, keeping the permissions
-/// of the file it replaces, or giving a new one `0644`: the temporary file behind an atomic write
-/// is created private (`0600`), which would otherwise hide a shared project's manifest from its
-/// group.
+/// of the file it replaces, or giving a new one `0644` (see [`crate::atomic`]).
 pub fn write_user_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let permissions = match fs_err::metadata(path) {
-        Ok(metadata) => Some(metadata.permissions()),
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => None,
-        Err(error) => return Err(error),
-    };
-    crate::atomic::write_with(path, |file| {
-        file.write_all(bytes)?;
-        match permissions {
-            Some(permissions) => file.set_permissions(permissions),
-            None => set_default_mode(file),
-        }
-    })
-}
-
-#[cfg(unix)]
-fn set_default_mode(file: &std::fs::File) -> std::io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    file.set_permissions(std::fs::Permissions::from_mode(0o644))
-}
-
-#[cfg(not(unix))]
-fn set_default_mode(_file: &std::fs::File) -> std::io::Result<()> {
-    Ok(())
+    crate::atomic::write_mode(path, bytes, crate::atomic::Mode::DEFAULT)
 }
 
 fn string_array(values: &[String]) -> Array {

@@ -44,9 +44,10 @@
 //! # How it is written
 //!
 //! The zip is written to a temporary file in the output folder and renamed to
-//! `<digest hex>.zip` once complete and synced; on any error the temporary file is removed. Its
-//! SHA-256 is computed from the bytes as they are written. Each file is read once: the bytes go
-//! to blake3 (which must give [`Entry::content_hash`], or the build fails with
+//! `<digest hex>.zip` once complete and synced; on any error the temporary file is removed (a
+//! process killed midway leaves a `.lamina-tmp-*` file that nothing reads). Its SHA-256 is
+//! computed from the bytes as they are written. Each file is read once: the bytes go to blake3
+//! (which must give [`Entry::content_hash`], or the build fails with
 //! [`PackError::ContentChanged`]), to CRC-32 and to the compressor. Files are compressed in
 //! parallel and written in order, in batches that bound the memory in use (see `assemble`);
 //! large files are compressed streaming. Only a large file that does not compress is read twice,
@@ -164,6 +165,8 @@ pub enum PackError {
 /// the compressed entries of `previous` where they are identical.
 ///
 /// A `previous` zip that is missing, damaged or of another format is logged and ignored.
+/// `progress` advances by one for each entry written; starting and finishing the phase is the
+/// caller's part.
 ///
 /// # Panics
 /// In debug builds, if the entries are not strictly sorted by path: the caller owns that.

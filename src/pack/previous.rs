@@ -71,7 +71,9 @@ pub(super) struct Previous<'a> {
     records: Vec<(DataInfo, u64)>,
     reader: BufReader<File>,
     position: u64,
+    /// Scratch space for the expected and the found local header.
     header: Vec<u8>,
+    found: Vec<u8>,
 }
 
 impl<'a> Previous<'a> {
@@ -108,6 +110,7 @@ impl<'a> Previous<'a> {
             reader: BufReader::with_capacity(READ_BUFFER_LEN, file),
             position: 0,
             header: Vec::new(),
+            found: Vec::new(),
         })
     }
 
@@ -140,21 +143,40 @@ impl<'a> Previous<'a> {
         let (data, offset) = self.records[index];
         let entry = &self.zip.entries[index];
         self.seek(offset)?;
+        self.check_local_header(entry, &data)?;
+        emit(&self.header).map_err(CopyError::Emit)?;
+        self.copy_data(entry, data.compressed_size, emit)?;
+        Ok(data)
+    }
 
+    /// Reads the local header at the current position; it must be the one this writer writes.
+    fn check_local_header<E>(
+        &mut self,
+        entry: &Entry,
+        data: &DataInfo,
+    ) -> Result<(), CopyError<E>> {
         self.header.clear();
-        format::local_header(&mut self.header, &format::zip_name(entry), &data);
-        let mut found = vec![0; self.header.len()];
-        self.read_exact(&mut found)?;
-        if found != self.header {
+        format::local_header(&mut self.header, &format::zip_name(entry), data);
+        self.found.resize(self.header.len(), 0);
+        self.reader.read_exact(&mut self.found)?;
+        self.position += self.found.len() as u64;
+        if self.found != self.header {
             let what = format!(
                 "the local header of `{}` is not the expected one",
                 entry.path
             );
             return Err(CopyError::Previous(damaged(what)));
         }
-        emit(&found).map_err(CopyError::Emit)?;
+        Ok(())
+    }
 
-        let mut remaining = data.compressed_size;
+    fn copy_data<E>(
+        &mut self,
+        entry: &Entry,
+        len: u64,
+        mut emit: impl FnMut(&[u8]) -> Result<(), E>,
+    ) -> Result<(), CopyError<E>> {
+        let mut remaining = len;
         while remaining > 0 {
             let buffer = self.reader.fill_buf()?;
             if buffer.is_empty() {
@@ -169,7 +191,7 @@ impl<'a> Previous<'a> {
             self.position += take as u64;
             remaining -= take as u64;
         }
-        Ok(data)
+        Ok(())
     }
 
     fn seek(&mut self, offset: u64) -> io::Result<()> {
@@ -180,12 +202,6 @@ impl<'a> Previous<'a> {
                 .seek_relative(offset as i64 - self.position as i64)?;
             self.position = offset;
         }
-        Ok(())
-    }
-
-    fn read_exact(&mut self, buffer: &mut [u8]) -> io::Result<()> {
-        self.reader.read_exact(buffer)?;
-        self.position += buffer.len() as u64;
         Ok(())
     }
 }

@@ -75,6 +75,7 @@ pub use objects::{
     frame_list, list_key, record_key, unframe_list, zip_key, LIST_FORMAT, RECORD_FORMAT,
 };
 use objects::{parse_record, ZipObject};
+pub use rows::published_code_sha256s;
 use store::{ObjectStore, StoreError};
 
 /// Overrides `[cache] remote` of lamina.toml: `s3://BUCKET/PREFIX`, `file:///PATH`, or `off`.

@@ -10,6 +10,7 @@
 //! ...
 //! packages/<kind>/<fingerprint>.list   a package's file list (preimage form)
 //! ...
+//! aws-layer-versions.json              the layer versions the AWS target has seen
 //! ```
 //!
 //! Every member has mode 0644, owner 0 and time 0, so the same cache exports to the same bytes.
@@ -42,6 +43,9 @@ pub const EXPORT_FORMAT: u32 = 1;
 
 /// The first member of every export file.
 pub const HEADER_NAME: &str = "lamina-cache.json";
+
+/// The member holding the rows of `aws_layer_versions`.
+const AWS_VERSIONS_NAME: &str = "aws-layer-versions.json";
 
 /// Largest header or entry list read into memory from an export file; a larger one is damage,
 /// not something to allocate for.
@@ -82,6 +86,15 @@ struct Header {
     pack_format: String,
     zips: Vec<HeaderZip>,
     packages: Vec<HeaderPackage>,
+    /// The `aws-layer-versions.json` member: its row count and blake3.
+    aws_layer_versions: HeaderMember,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct HeaderMember {
+    rows: u64,
+    /// blake3 of the member, 64 hex digits.
+    blake3: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -116,6 +129,8 @@ pub struct Dropped {
 pub struct ExportReport {
     pub zips: u64,
     pub packages: u64,
+    /// Layer versions the AWS target has seen (published versions, by CodeSha256).
+    pub aws_layer_versions: u64,
     /// Size of the export file.
     pub bytes: u64,
     /// Local entries that did not verify and were left out.
@@ -128,6 +143,8 @@ pub struct ImportReport {
     /// Zips the cache already had, left as they were.
     pub zips_present: u64,
     pub packages_imported: u64,
+    /// Seen AWS layer versions added (those the cache knew already are kept as they are).
+    pub aws_layer_versions_imported: u64,
     /// Entries of the file that did not verify, or that the header promised and the file lacked.
     pub dropped: Vec<Dropped>,
 }
@@ -145,6 +162,8 @@ pub fn export(cache: &Cache, build_dir: &Path, file: &Path) -> Result<ExportRepo
     let mut report = ExportReport::default();
     let zips = exportable_zips(cache, build_dir, &mut report)?;
     let packages = exportable_packages(cache, &mut report)?;
+    let aws_versions = rows::aws_versions(cache)?;
+    let aws_json = serde_json::to_vec_pretty(&aws_versions).expect("rows serialise");
     for dropped in &report.skipped {
         warn!("not exported: {}: {}", dropped.item, dropped.reason);
     }
@@ -163,6 +182,10 @@ pub fn export(cache: &Cache, build_dir: &Path, file: &Path) -> Result<ExportRepo
                 size: row.entries.len() as u64,
             })
             .collect(),
+        aws_layer_versions: HeaderMember {
+            rows: aws_versions.len() as u64,
+            blake3: blake3::hash(&aws_json).to_hex().to_string(),
+        },
     };
 
     let write_error = |source| PortableError::Write {
@@ -195,12 +218,14 @@ pub fn export(cache: &Cache, build_dir: &Path, file: &Path) -> Result<ExportRepo
             );
             append_bytes(&mut builder, &name, &row.entries)?;
         }
+        append_bytes(&mut builder, AWS_VERSIONS_NAME, &aws_json)?;
         builder.into_inner()?.flush()
     })
     .map_err(write_error)?;
 
     report.zips = zips.len() as u64;
     report.packages = packages.len() as u64;
+    report.aws_layer_versions = aws_versions.len() as u64;
     report.bytes = fs_err::metadata(file).map_err(write_error)?.len();
     info!(file = %file.display(), zips = report.zips, packages = report.packages, "cache exported");
     Ok(report)
@@ -310,6 +335,7 @@ struct Import<'a> {
     /// Zips verified and renamed into place, with their entry lists, to record.
     zips: Vec<(ZipRecord, Vec<u8>)>,
     packages: Vec<(PackageKind, blake3::Hash, Vec<u8>)>,
+    aws_versions: Vec<rows::AwsVersionRow>,
     /// Header items that arrived (verified or not), to find those the file lacks.
     arrived: HashSet<String>,
     report: ImportReport,
@@ -337,6 +363,7 @@ pub fn import(
         lists: HashMap::new(),
         zips: Vec::new(),
         packages: Vec::new(),
+        aws_versions: Vec::new(),
         arrived: HashSet::new(),
         report: ImportReport::default(),
     };
@@ -364,10 +391,11 @@ pub fn import(
     let Import {
         zips,
         packages,
+        aws_versions,
         mut report,
         ..
     } = import;
-    record(cache, &zips, &packages)?;
+    report.aws_layer_versions_imported = record(cache, &zips, &packages, &aws_versions)?;
     report.zips_imported = zips.len() as u64;
     report.packages_imported = packages.len() as u64;
     info!(
@@ -448,8 +476,35 @@ impl Import<'_> {
                 Some(hex) => self.package(kind, hex, member),
                 None => self.unknown(name),
             },
+            [AWS_VERSIONS_NAME] => self.aws_versions(member),
             _ => self.unknown(name),
         }
+    }
+
+    /// Takes the seen AWS layer versions whose rows are consistent. They are only a memory of
+    /// what AWS lists (every decision is checked against AWS), so a consistent row is safe.
+    fn aws_versions(&mut self, member: &mut impl Read) -> Result<(), ImportFailure> {
+        let item = "aws layer versions".to_owned();
+        self.arrived.insert(item.clone());
+        let bytes = read_limited(member, MAX_MEMBER_IN_MEMORY).map_err(ImportFailure::File)?;
+        if blake3::hash(&bytes).to_hex().as_str() != self.header.aws_layer_versions.blake3 {
+            self.drop(item, "it does not match the blake3 in the header");
+            return Ok(());
+        }
+        let parsed: Vec<rows::AwsVersionRow> = match serde_json::from_slice(&bytes) {
+            Ok(parsed) => parsed,
+            Err(error) => {
+                self.drop(item, format!("it does not parse: {error}"));
+                return Ok(());
+            }
+        };
+        for row in parsed {
+            match rows::aws_version_problem(&row) {
+                Some(reason) => self.drop(format!("aws layer version {}", row.arn), reason),
+                None => self.aws_versions.push(row),
+            }
+        }
+        Ok(())
     }
 
     fn unknown(&mut self, name: &str) -> Result<(), ImportFailure> {
@@ -612,8 +667,11 @@ impl Import<'_> {
             .packages
             .iter()
             .map(|p| list_item(&p.kind, &p.fingerprint));
+        let versions = std::iter::once("aws layer versions".to_owned())
+            .filter(|_| self.header.aws_layer_versions.rows > 0);
         let absent: Vec<String> = zips
             .chain(lists)
+            .chain(versions)
             .filter(|item| !self.arrived.contains(item))
             .collect();
         for item in absent {
@@ -622,25 +680,33 @@ impl Import<'_> {
     }
 }
 
-/// Records the verified zips and lists in one transaction.
+/// Records the verified zips, lists and seen AWS versions in one transaction; returns how many
+/// AWS versions were new.
 fn record(
     cache: &mut Cache,
     zips: &[(ZipRecord, Vec<u8>)],
     packages: &[(PackageKind, blake3::Hash, Vec<u8>)],
-) -> Result<(), CacheError> {
+    aws_versions: &[rows::AwsVersionRow],
+) -> Result<u64, CacheError> {
     let now = rows::unix_now();
     let path = cache.path().to_path_buf();
     let transaction = cache.transaction()?;
-    let write = || -> rusqlite::Result<()> {
+    let write = || -> rusqlite::Result<u64> {
         for (zip, preimage) in zips {
             rows::upsert_zip(&transaction, zip, preimage, now)?;
         }
         for (kind, fingerprint, list) in packages {
             rows::upsert_package(&transaction, *kind, fingerprint, list, now)?;
         }
-        Ok(())
+        let mut added = 0;
+        for row in aws_versions {
+            added += rows::insert_aws_version(&transaction, row)?;
+        }
+        Ok(added)
     };
-    write()
-        .and_then(|()| transaction.commit())
-        .map_err(|source| CacheError::from_sqlite(&path, source))
+    let added = write().map_err(|source| CacheError::from_sqlite(&path, source))?;
+    transaction
+        .commit()
+        .map_err(|source| CacheError::from_sqlite(&path, source))?;
+    Ok(added)
 }

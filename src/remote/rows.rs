@@ -16,6 +16,7 @@ use std::collections::BTreeMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use rusqlite::{params, OptionalExtension, Transaction};
+use serde::{Deserialize, Serialize};
 
 use crate::cache::{Cache, CacheError, Owner, ZipRecord};
 use crate::digest::Digest;
@@ -363,4 +364,126 @@ pub fn mark_known(cache: &Cache, remote: &str, key: &str) -> Result<(), CacheErr
         .and_then(|mut statement| statement.execute(params![remote, key]))
         .map(drop)
         .map_err(|e| cache.sql_error(e))
+}
+
+/// The CodeSha256 (base64) of everything this checkout pushed (`pushes`) and of every layer
+/// version the AWS target has seen (`aws_layer_versions`).
+pub fn published_code_sha256s(cache: &Cache) -> Result<Vec<String>, CacheError> {
+    let query = || -> rusqlite::Result<Vec<String>> {
+        let mut statement = cache.connection().prepare(
+            "SELECT code_sha256 FROM pushes UNION SELECT code_sha256 FROM aws_layer_versions",
+        )?;
+        let rows = statement.query_map([], |row| row.get(0))?;
+        rows.collect()
+    };
+    query().map_err(|e| cache.sql_error(e))
+}
+
+/// A row of `aws_layer_versions` (schema version 3, written by the AWS target), column for
+/// column, for export and import. The columns are specified in `cache-format.md` ("AWS target").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AwsVersionRow {
+    pub arn: String,
+    pub region: String,
+    pub account: String,
+    pub layer: String,
+    pub version: i64,
+    pub code_sha256: String,
+    pub digest: Option<Digest>,
+    pub unzipped_size: Option<i64>,
+    pub description: String,
+    pub created: String,
+    pub runtimes: String,
+    pub architectures: String,
+    pub access: String,
+    pub seen_at: i64,
+}
+
+const AWS_VERSION_COLUMNS: &str = "arn, region, account, layer, version, code_sha256, digest, \
+                                   unzipped_size, description, created, runtimes, architectures, \
+                                   access, seen_at";
+
+/// Every layer version the AWS target has seen.
+pub fn aws_versions(cache: &Cache) -> Result<Vec<AwsVersionRow>, CacheError> {
+    let query = || -> rusqlite::Result<Vec<AwsVersionRow>> {
+        let sql = format!("SELECT {AWS_VERSION_COLUMNS} FROM aws_layer_versions ORDER BY arn");
+        let mut statement = cache.connection().prepare(&sql)?;
+        let rows = statement.query_map([], |row| {
+            let digest: Option<Vec<u8>> = row.get(6)?;
+            Ok(AwsVersionRow {
+                arn: row.get(0)?,
+                region: row.get(1)?,
+                account: row.get(2)?,
+                layer: row.get(3)?,
+                version: row.get(4)?,
+                code_sha256: row.get(5)?,
+                digest: digest.as_deref().and_then(hash_of).map(Digest),
+                unzipped_size: row.get(7)?,
+                description: row.get(8)?,
+                created: row.get(9)?,
+                runtimes: row.get(10)?,
+                architectures: row.get(11)?,
+                access: row.get(12)?,
+                seen_at: row.get(13)?,
+            })
+        })?;
+        rows.collect()
+    };
+    query().map_err(|e| cache.sql_error(e))
+}
+
+/// Adds a seen layer version unless the cache already has one under its ARN: a row this machine
+/// wrote is at least as recent as an imported one.
+pub fn insert_aws_version(
+    transaction: &Transaction<'_>,
+    row: &AwsVersionRow,
+) -> rusqlite::Result<u64> {
+    let sql = format!(
+        "INSERT OR IGNORE INTO aws_layer_versions ({AWS_VERSION_COLUMNS})
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
+    );
+    let inserted = transaction.execute(
+        &sql,
+        params![
+            row.arn,
+            row.region,
+            row.account,
+            row.layer,
+            row.version,
+            row.code_sha256,
+            row.digest.map(|digest| digest.0.to_vec()),
+            row.unzipped_size,
+            row.description,
+            row.created,
+            row.runtimes,
+            row.architectures,
+            row.access,
+            row.seen_at
+        ],
+    )?;
+    Ok(inserted as u64)
+}
+
+/// Why an imported row of `aws_layer_versions` cannot be right: its ARN must name its own region,
+/// account, layer and version, and its CodeSha256 must be base64 of 32 bytes.
+pub fn aws_version_problem(row: &AwsVersionRow) -> Option<String> {
+    use base64::prelude::{Engine as _, BASE64_STANDARD};
+    let tail = format!(
+        ":lambda:{}:{}:layer:{}:{}",
+        row.region, row.account, row.layer, row.version
+    );
+    if !row.arn.starts_with("arn:") || !row.arn.ends_with(&tail) {
+        return Some(format!(
+            "its ARN `{}` does not name the version it describes",
+            row.arn
+        ));
+    }
+    let decoded = BASE64_STANDARD.decode(&row.code_sha256).ok();
+    if decoded.is_none_or(|bytes| bytes.len() != 32) {
+        return Some(format!(
+            "its CodeSha256 `{}` is not base64 of 32 bytes",
+            row.code_sha256
+        ));
+    }
+    None
 }

@@ -22,7 +22,8 @@
 //!
 //! Folders in [`ScanOptions::exclude`] are never entered, whichever path leads to them: they are
 //! compared by device and inode, not by spelling. A source folder that is itself a symlink is
-//! followed, like the layer root.
+//! followed when it points inside the layer; one that leaves the layer is refused like any other
+//! link unless [`ScanOptions::follow_external`] is set.
 //!
 //! # Symlinks
 //!
@@ -300,6 +301,9 @@ fn start_source<'s>(
             path: source.path.clone(),
         });
     }
+    if let Some(problem) = source_link_leaving(walker, root, &source) {
+        return walker.report(problem);
+    }
     let id = FileId::of(&metadata);
     if walker.is_excluded(id) {
         tracing::debug!(source = %source.path, "excluded source not entered");
@@ -323,6 +327,32 @@ fn start_source<'s>(
     let mut output = ScanOutput::default();
     walker.start(scope, folder, &metadata, &mut output);
     walker.append(output);
+}
+
+/// A source folder that is a symlink is judged like any other link: it may point anywhere inside
+/// the layer, but a link out of the layer needs `--follow-external`, or a link to a key folder
+/// would be published without anyone asking for it.
+fn source_link_leaving(walker: &Walker<'_>, root: &Path, source: &Source) -> Option<ScanError> {
+    let is_link = std::fs::symlink_metadata(&source.disk).is_ok_and(|m| m.file_type().is_symlink());
+    if !is_link || walker.follows_external() {
+        return None;
+    }
+    let inside = match (
+        std::fs::canonicalize(root),
+        std::fs::canonicalize(&source.disk),
+    ) {
+        (Ok(root), Ok(target)) => target.starts_with(root),
+        _ => false,
+    };
+    if inside {
+        return None;
+    }
+    let target = std::fs::read_link(&source.disk).unwrap_or_default();
+    Some(ScanError::LinkLeavesLayer {
+        path: source.path.clone(),
+        target: target.to_string_lossy().into_owned(),
+        folder: root.display().to_string(),
+    })
 }
 
 fn source(root: &Path, path: &str) -> Source {

@@ -51,6 +51,12 @@ pub(super) struct FileId {
     inode: u64,
 }
 
+impl Walker<'_> {
+    pub(super) fn follows_external(&self) -> bool {
+        self.follow_external
+    }
+}
+
 impl FileId {
     pub(super) fn of(metadata: &Metadata) -> FileId {
         FileId {

@@ -1,7 +1,8 @@
 //! The AWS target against moto's server: publishing by content, uploads through S3, access
 //! policies, functions, removal and the errors a user must be able to act on.
 //!
-//! Each test starts its own server; requests the server recorded are used to count calls.
+//! Each test starts its own server; requests the server recorded are used to count calls. The
+//! tests here drive [`AwsTarget`] directly; those in [`cli`] run the `lamina` binary on a project.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -10,8 +11,9 @@ use std::path::{Path, PathBuf};
 use lamina::access::AccessSet;
 use lamina::build::{BuildReport, BuildStats, BuildStatus, Changes};
 use lamina::cache::{Owner, ZipRecord};
-use lamina::deploy::aws::memory::MEMORY_FILE;
-use lamina::deploy::aws::{AwsTarget, ConnectOptions, StaticCredentials, DIRECT_UPLOAD_LIMIT_ENV};
+use lamina::deploy::aws::{
+    memory, AwsTarget, ConnectOptions, StaticCredentials, DIRECT_UPLOAD_LIMIT_ENV,
+};
 use lamina::deploy::push::{self, FunctionOutcome, LayerOutcome, PlanOptions, PushReport};
 use lamina::deploy::{DeployFunction, LayerVersion, PublishLayer, Target};
 use lamina::digest::Digest;
@@ -24,6 +26,8 @@ use sha2::Digest as _;
 
 use crate::support::moto::{Moto, Recorded, REGION};
 use crate::support::tempdir;
+
+mod cli;
 
 const OTHER_ACCOUNT: &str = "210987654321";
 
@@ -111,17 +115,18 @@ fn access(accounts: &[&str], public: bool) -> AccessSet {
     }
 }
 
+/// The ARNs of the layer versions remembered in the cache of `lamina_dir`, read straight from
+/// the table rather than through the target.
 fn remembered(lamina_dir: &Path) -> Vec<String> {
-    let Ok(text) = std::fs::read_to_string(lamina_dir.join(MEMORY_FILE)) else {
+    let path = lamina_dir.join("cache.db");
+    if !path.exists() {
         return Vec::new();
-    };
-    let file: serde_json::Value = serde_json::from_str(&text).unwrap();
-    file["versions"]
-        .as_object()
-        .unwrap()
-        .keys()
-        .cloned()
-        .collect()
+    }
+    let connection = rusqlite::Connection::open(path).unwrap();
+    let sql = format!("SELECT arn FROM {} ORDER BY arn", memory::TABLE);
+    let mut statement = connection.prepare(&sql).unwrap();
+    let arns = statement.query_map([], |row| row.get(0)).unwrap();
+    arns.map(Result::unwrap).collect()
 }
 
 fn count(requests: &[Recorded], method: &str, path_start: &str) -> usize {
@@ -152,7 +157,7 @@ fn published_version_is_found_by_code_sha256_and_a_warm_listing_is_one_call() {
 
     moto.clear_requests();
     let again = target.layer_versions("shared").unwrap();
-    assert_eq!(again, vec![published]);
+    assert_eq!(again, vec![published.clone()]);
     let requests = moto.requests();
     assert_eq!(
         requests.len(),
@@ -163,6 +168,14 @@ fn published_version_is_found_by_code_sha256_and_a_warm_listing_is_one_call() {
         count(&requests, "GET", "/2018-10-31/layers/shop-shared/versions"),
         1
     );
+
+    // The memory lives in the project's cache, so a later process lists just as cheaply.
+    drop(target);
+    let mut next_run = connect(&moto, dir.path(), &config());
+    moto.clear_requests();
+    assert_eq!(next_run.layer_versions("shared").unwrap(), vec![published]);
+    let requests = moto.requests();
+    assert_eq!(requests.len(), 1, "one call in a new session: {requests:?}");
 }
 
 #[test]
@@ -844,4 +857,64 @@ fn a_missing_region_says_what_to_set() {
     let result = run_probe(&env);
     assert!(result.contains("no AWS region is configured"), "{result}");
     assert!(result.contains("`region` in [target.aws]"), "{result}");
+}
+
+/// A target that signs with `keys` of a user of the server, once the server enforces IAM.
+fn connect_as(moto: &Moto, dir: &Path, config: &AwsConfig, keys: StaticCredentials) -> AwsTarget {
+    let options = ConnectOptions {
+        credentials: Some(keys),
+        direct_upload_limit: 1024,
+        ..moto.options()
+    };
+    AwsTarget::connect_with(config, dir, options).unwrap()
+}
+
+#[test]
+fn access_denied_by_the_server_names_the_lambda_action() {
+    let moto = Moto::start();
+    let keys = moto.create_user("ci", &["lambda:GetLayerVersion"]);
+    moto.enforce_iam();
+    let dir = tempdir();
+    let zip = write_zip(dir.path(), "small", &[("opt/x", b"x")]);
+    let mut target = connect_as(&moto, dir.path(), &config(), keys);
+
+    let error = target
+        .publish_layer_version(&publish_request("shared", &zip))
+        .unwrap_err()
+        .to_string();
+
+    assert!(
+        error.contains("lack the IAM action `lambda:PublishLayerVersion`"),
+        "{error}"
+    );
+    assert!(
+        error.contains("user/ci"),
+        "the server's reason is kept: {error}"
+    );
+    assert_eq!(remembered(dir.path()), Vec::<String>::new());
+}
+
+#[test]
+fn access_denied_on_head_object_names_s3_get_object() {
+    let moto = Moto::start();
+    moto.sdk().create_bucket("artifacts");
+    let keys = moto.create_user("ci", &["s3:PutObject"]);
+    moto.enforce_iam();
+    let dir = tempdir();
+    let zip = write_zip(dir.path(), "big", &[("opt/data.bin", &noise(4096, 6))]);
+    let config = AwsConfig {
+        bucket: Some("artifacts".to_owned()),
+        ..config()
+    };
+    let mut target = connect_as(&moto, dir.path(), &config, keys);
+
+    let error = target
+        .publish_layer_version(&publish_request("big", &zip))
+        .unwrap_err()
+        .to_string();
+
+    assert!(
+        error.contains("lack the IAM action `s3:GetObject and s3:ListBucket (for HeadObject)`"),
+        "{error}"
+    );
 }

@@ -54,7 +54,7 @@ fn example_project() -> TempDir {
     dir
 }
 
-fn copy_tree(from: &Path, to: &Path) {
+pub(crate) fn copy_tree(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap() {
         let entry = entry.unwrap();
@@ -1188,4 +1188,425 @@ fn apply_to_a_missing_version_fails() {
         .assert()
         .failure()
         .stderr(predicate::str::contains("`newest`"));
+}
+
+// Installs during push and build, status since the last push, function removal.
+
+/// A project with one node layer `deps` whose package.json and lock depend on `tiny@version`,
+/// packed into `lib/nodejs/vendor/` and referenced with `file:`, so npm needs no network.
+fn npm_project(version: &str) -> TempDir {
+    let dir = project();
+    lamina(dir.path())
+        .args(["layer", "add", "deps", "--runtime", "nodejs"])
+        .assert()
+        .success();
+    set_tiny_version(dir.path(), version);
+    dir
+}
+
+fn deps_node_dir(dir: &Path) -> PathBuf {
+    dir.join("layers/deps/lib/nodejs")
+}
+
+/// Packs `tiny@version` and points the layer's package.json and lock at it.
+fn set_tiny_version(dir: &Path, version: &str) {
+    let node_dir = deps_node_dir(dir);
+    let tarball = crate::install::pack(&node_dir.join("vendor"), "tiny", version, false);
+    crate::install::write_node_project(&node_dir, &[&tarball], true);
+}
+
+/// The text of `path` in the zip that the local registry stores for `code_sha256`.
+fn published_file(dir: &Path, code_sha256: &str, path: &str) -> String {
+    use base64::Engine as _;
+    use std::io::Read as _;
+    let sha256 = base64::engine::general_purpose::STANDARD
+        .decode(code_sha256)
+        .unwrap();
+    let hex: String = sha256.iter().map(|byte| format!("{byte:02x}")).collect();
+    let blob = dir.join(format!(".lamina/registry/blobs/{hex}.zip"));
+    let mut archive = zip::ZipArchive::new(std::fs::File::open(&blob).unwrap()).unwrap();
+    let mut text = String::new();
+    archive
+        .by_name(path)
+        .unwrap_or_else(|error| panic!("{path} in {}: {error}", blob.display()))
+        .read_to_string(&mut text)
+        .unwrap();
+    text
+}
+
+/// The one install of the one layer in a push or build document.
+fn only_install(document: &Value) -> &Value {
+    let installs = document["installs"].as_array().unwrap();
+    assert_eq!(installs.len(), 1, "{document}");
+    &installs[0]["installs"][0]
+}
+
+#[test]
+fn push_runs_npm_ci_for_a_changed_lock_and_publishes_the_installed_files() {
+    let dir = npm_project("1.0.0");
+    let first = json_run(dir.path(), &["push", "--yes", "--offline"]);
+    let install = only_install(&first);
+    assert_eq!(install["outcome"]["status"], "installed", "{first}");
+    assert_eq!(install["outcome"]["reason"], "not_installed");
+    assert_eq!(install["outcome"]["command"][1], "ci");
+    let layer = &first["layers"][0];
+    assert_eq!(
+        (layer["action"].as_str(), layer["version"].as_u64()),
+        (Some("published"), Some(1))
+    );
+    let code = layer["code_sha256"].as_str().unwrap();
+    let index = "nodejs/node_modules/tiny/index.js";
+    assert_eq!(
+        published_file(dir.path(), code, index),
+        "module.exports = '1.0.0';\n"
+    );
+
+    set_tiny_version(dir.path(), "2.0.0");
+    let assert = lamina(dir.path())
+        .args(["push", "--yes", "--offline"])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("note: offline"));
+    let stdout = String::from_utf8_lossy(&assert.get_output().stdout).into_owned();
+    assert!(
+        stdout.contains(
+            "layer `deps`: installed node dependencies with `npm ci` (the declared \
+                         dependencies changed)"
+        ),
+        "{stdout}"
+    );
+    let versions = json_run(dir.path(), &["layer", "versions", "deps"]);
+    let newest = &versions["versions"][1];
+    assert_eq!(newest["version"], 2, "{versions}");
+    let code = newest["code_sha256"].as_str().unwrap();
+    assert_eq!(
+        published_file(dir.path(), code, index),
+        "module.exports = '2.0.0';\n"
+    );
+
+    let warm = json_run(dir.path(), &["push", "--yes", "--offline"]);
+    assert_eq!(only_install(&warm)["outcome"]["status"], "up_to_date");
+    assert_eq!(warm["changed"], false);
+}
+
+#[test]
+fn a_failing_install_stops_the_push_before_anything_is_published() {
+    let dir = npm_project("1.0.0");
+    json_run(dir.path(), &["push", "--yes", "--offline"]);
+
+    let node_dir = deps_node_dir(dir.path());
+    let tarball =
+        crate::install::pack(&support::tempdir().path().join("v"), "tiny", "1.0.0", false);
+    let missing = crate::install::unavailable(tarball, "2.0.0", dir.path());
+    crate::install::write_node_project(&node_dir, &[&missing], true);
+    let assert = lamina(dir.path())
+        .args(["push", "--yes", "--offline"])
+        .assert()
+        .failure();
+    let stderr = String::from_utf8_lossy(&assert.get_output().stderr).into_owned();
+    for expected in [
+        "error: cannot install the dependencies of layer `deps`",
+        "npm ci failed for layer `deps` (exit status: ",
+        "Last lines of its output:",
+        "tiny-2.0.0.tgz",
+    ] {
+        assert!(
+            stderr.contains(expected),
+            "{expected:?} missing from:\n{stderr}"
+        );
+    }
+
+    let versions = json_run(dir.path(), &["layer", "versions", "deps"]);
+    assert_eq!(
+        versions["versions"].as_array().unwrap().len(),
+        1,
+        "{versions}"
+    );
+    let installed = read(node_dir.join("node_modules/tiny/package.json"));
+    assert!(
+        installed.contains("\"1.0.0\""),
+        "the previous tree stays: {installed}"
+    );
+}
+
+#[test]
+fn build_installs_only_when_asked() {
+    let dir = npm_project("1.0.0");
+    let plain = json_run(dir.path(), &["build"]);
+    assert!(plain.get("installs").is_none(), "{plain}");
+    assert!(!deps_node_dir(dir.path()).join("node_modules").exists());
+    lamina(dir.path())
+        .args(["build", "--offline"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("add --install"));
+
+    let built = json_run(dir.path(), &["build", "--install", "--offline"]);
+    assert_eq!(
+        only_install(&built)["outcome"]["status"],
+        "installed",
+        "{built}"
+    );
+    assert!(deps_node_dir(dir.path())
+        .join("node_modules/tiny/index.js")
+        .is_file());
+    assert_eq!(built["layers"][0]["status"], "built");
+}
+
+/// A folder of installer stand-ins that record being called and fail, first on `PATH`.
+fn failing_installers() -> (TempDir, String) {
+    use std::os::unix::fs::PermissionsExt;
+    let stubs = support::tempdir();
+    let log = stubs.path().join("called");
+    for tool in ["npm", "yarn", "pnpm", "python3", "pip", "pip3", "pipenv"] {
+        let script = format!(
+            "#!/bin/sh\necho \"{tool} $*\" >> '{}'\nexit 1\n",
+            log.display()
+        );
+        let path = support::write(stubs.path(), tool, script.as_bytes());
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let path = std::env::join_paths(std::iter::once(stubs.path().to_path_buf()).chain(
+        std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()),
+    ))
+    .unwrap();
+    (stubs, path.to_string_lossy().into_owned())
+}
+
+#[test]
+fn the_example_pushes_on_a_fresh_copy_without_calling_npm_or_pip() {
+    let dir = example_project();
+    assert!(!dir.path().join(".lamina").exists());
+    let (stubs, path) = failing_installers();
+
+    let assert = lamina(dir.path())
+        .env("PATH", &path)
+        .args(["--json", "push", "--yes"])
+        .assert()
+        .success();
+    let pushed = json_of(&assert.get_output().stdout);
+    assert!(
+        !stubs.path().join("called").exists(),
+        "an installer ran: {}",
+        read(stubs.path().join("called"))
+    );
+    let outcomes: Vec<(&Value, &Value)> = pushed["installs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|report| {
+            (
+                &report["layer"],
+                &report["installs"][0]["outcome"]["status"],
+            )
+        })
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            (&Value::from("reporting"), &Value::from("no_dependencies")),
+            (&Value::from("shared"), &Value::from("adopted")),
+        ]
+    );
+    assert!(pushed["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|layer| layer["action"] == "published"));
+
+    lamina(dir.path())
+        .env("PATH", &path)
+        .args(["push", "--yes"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("nothing changed"));
+    assert!(!stubs.path().join("called").exists());
+}
+
+#[test]
+fn a_new_layer_without_dependencies_pushes_without_installers() {
+    let dir = project();
+    lamina(dir.path())
+        .args(["layer", "add", "both", "--runtime", "nodejs", "python"])
+        .assert()
+        .success();
+    support::write(dir.path(), "layers/both/opt/settings.json", b"{}\n");
+    let (stubs, path) = failing_installers();
+
+    let assert = lamina(dir.path())
+        .env("PATH", &path)
+        .args(["--json", "push", "--yes"])
+        .assert()
+        .success();
+    let pushed = json_of(&assert.get_output().stdout);
+    assert!(!stubs.path().join("called").exists(), "an installer ran");
+    let installs = pushed["installs"][0]["installs"].as_array().unwrap();
+    assert_eq!(installs.len(), 2, "{pushed}");
+    assert!(installs
+        .iter()
+        .all(|install| install["outcome"]["status"] == "no_dependencies"));
+    assert_eq!(pushed["layers"][0]["action"], "published");
+}
+
+#[test]
+fn status_says_whether_the_current_content_is_pushed() {
+    let dir = example_project();
+    lamina(dir.path())
+        .arg("status")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("shared: changed"))
+        .stdout(predicate::str::contains("; not pushed to local\n"));
+    json_run(dir.path(), &["push", "--yes"]);
+    lamina(dir.path())
+        .arg("status")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "reporting: unchanged; published as version 1 on local",
+        ));
+
+    let extra = support::write(
+        dir.path(),
+        "layers/reporting/opt/config/extra.json",
+        b"{}\n",
+    );
+    let status = json_run(dir.path(), &["status", "reporting"]);
+    assert_eq!(status["target"], "local");
+    let reporting = &status["layers"][0];
+    assert_eq!(reporting["status"], "changed");
+    assert_eq!(reporting["push_status"], "not_pushed");
+    assert_eq!(reporting["published"], Value::Null);
+    assert_eq!(reporting["last_push"]["version"], 1, "{status}");
+    lamina(dir.path())
+        .arg("status")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "reporting: changed (1 added); not pushed to local (last pushed: version 1, ",
+        ));
+
+    json_run(dir.path(), &["push", "--yes"]);
+    let status = json_run(dir.path(), &["status", "reporting"]);
+    assert_eq!(status["layers"][0]["published"]["version"], 2, "{status}");
+
+    std::fs::remove_file(extra).unwrap();
+    let status = json_run(dir.path(), &["status", "reporting"]);
+    let reporting = &status["layers"][0];
+    assert_eq!(
+        reporting["status"], "changed",
+        "changed since the last build"
+    );
+    assert_eq!(
+        reporting["published"]["version"], 1,
+        "the content of version 1 again: {status}"
+    );
+}
+
+#[test]
+fn function_remove_deletes_the_deployed_function_only_when_confirmed() {
+    let dir = example_project();
+    json_run(dir.path(), &["push", "--yes"]);
+    let record = dir.path().join(".lamina/registry/functions/api.json");
+    assert!(record.is_file());
+    let manifest_before = read(dir.path().join("lamina.toml"));
+
+    lamina(dir.path())
+        .args(["function", "remove", "api"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("deployed on local registry"))
+        .stderr(predicate::str::contains("pass --yes"));
+    assert!(record.is_file(), "nothing was deleted");
+    assert_eq!(read(dir.path().join("lamina.toml")), manifest_before);
+
+    lamina(dir.path())
+        .args(["function", "remove", "api", "--yes"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("deleted the deployed function"));
+    assert!(!record.exists());
+    assert!(!read(dir.path().join("lamina.toml")).contains("[functions.api]"));
+
+    let report = dir.path().join(".lamina/registry/functions/report.json");
+    lamina(dir.path())
+        .args(["function", "remove", "report", "--keep-deployed"])
+        .assert()
+        .success();
+    assert!(report.is_file(), "--keep-deployed leaves it on the target");
+
+    lamina(dir.path())
+        .args([
+            "function",
+            "add",
+            "api",
+            "--runtime",
+            "nodejs22.x",
+            "--handler",
+            "index.handler",
+        ])
+        .assert()
+        .success();
+    lamina(dir.path())
+        .args(["function", "remove", "api"])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains(
+            "note: function `api` was not deployed",
+        ));
+    lamina(dir.path())
+        .args(["function", "remove"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("missing the function's NAME"));
+}
+
+#[test]
+fn function_update_without_a_layer_list_names_the_flags() {
+    let dir = example_project();
+    lamina(dir.path())
+        .args(["function", "update", "api"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains(
+            "missing --layer REF... or --no-layers",
+        ));
+    lamina(dir.path())
+        .args(["function", "update", "--no-layers"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("missing the function's NAME"));
+    lamina(dir.path())
+        .args(["function", "update", "ghost"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains(
+            "no function `ghost`; functions: api, report",
+        ));
+}
+
+#[test]
+fn files_written_atomically_are_readable_by_everyone() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    let dir = example_project();
+    let manifest = dir.path().join("lamina.toml");
+    std::fs::set_permissions(&manifest, std::fs::Permissions::from_mode(0o664)).unwrap();
+    json_run(dir.path(), &["push", "--yes"]);
+
+    let registry = dir.path().join(".lamina/registry");
+    let written = [
+        registry.join("layers/shared/versions/1.json"),
+        registry.join("layers/shared/layer.json"),
+        registry.join("functions/api.json"),
+        dir.path().join(".lamina/installs/shared.json"),
+    ];
+    for path in &written {
+        assert_eq!(mode(path), 0o644, "{}", path.display());
+    }
+    lamina(dir.path())
+        .args(["function", "remove", "api", "--yes"])
+        .assert()
+        .success();
+    assert_eq!(mode(&manifest), 0o664, "an edited manifest keeps its mode");
 }

@@ -551,3 +551,80 @@ fn a_real_npm_tree_builds_and_every_mode_agrees() {
         .unwrap();
     assert!(unzip.success());
 }
+
+fn try_build(project: &Project, root: PathBuf, owner: Owner) -> Result<BuildReport, String> {
+    let state = StateDir::new(&project.root);
+    let mut cache = Cache::open(&state.cache_db()).unwrap();
+    let sources = match owner {
+        Owner::Layer(_) => SourceMapping::layer(),
+        Owner::Function(_) => SourceMapping::function("."),
+    };
+    let subject = Subject {
+        owner,
+        root,
+        sources,
+    };
+    build::build(
+        &state,
+        &mut cache,
+        &subject,
+        &BuildOptions::default(),
+        &NoProgress,
+    )
+    .map_err(|error| error.to_string())
+}
+
+#[test]
+fn a_missing_layer_folder_is_an_error_not_an_empty_layer() {
+    let project = Project::new();
+    let missing = project.root.join("layers/typo");
+    let error = try_build(&project, missing, Owner::Layer("x".into())).unwrap_err();
+    assert!(error.contains("layer `x`"), "{error}");
+    assert!(error.contains("layers/typo` does not exist"), "{error}");
+    assert!(error.contains("`path`"), "{error}");
+}
+
+#[test]
+fn a_missing_function_code_folder_is_an_error_not_an_empty_zip() {
+    let project = Project::new();
+    let missing = project.root.join("functions/f/src");
+    let error = try_build(&project, missing, Owner::Function("f".into())).unwrap_err();
+    assert!(error.contains("function `f`"), "{error}");
+    assert!(error.contains("`source`"), "{error}");
+
+    let file = write(&project.root, "functions/g/src", b"not a folder");
+    let error = try_build(&project, file, Owner::Function("g".into())).unwrap_err();
+    assert!(error.contains("is not a folder"), "{error}");
+}
+
+#[test]
+fn a_wrong_hash_in_the_cache_is_forgotten_after_the_build_that_finds_it() {
+    let project = Project::new();
+    populate(&project);
+    project.build(FingerprintMode::Stat);
+    project.write("opt/config/settings.json", "{\"debug\": true}\n");
+    age_tree(&project.layer());
+    project.build(FingerprintMode::Stat);
+
+    // A cache whose row has the right stat data and a wrong hash (bit rot, a restored copy).
+    let db = StateDir::new(&project.root).cache_db();
+    let connection = rusqlite::Connection::open(&db).unwrap();
+    let changed = connection
+        .execute(
+            "UPDATE files SET content_hash = zeroblob(32) WHERE path = 'opt/config/settings.json'",
+            [],
+        )
+        .unwrap();
+    assert_eq!(changed, 1);
+    drop(connection);
+    std::fs::remove_dir_all(project.root.join(".lamina/build")).unwrap();
+
+    let error = try_build(&project, project.layer(), Owner::Layer("shared".into())).unwrap_err();
+    assert!(error.contains("settings.json"), "{error}");
+    let report = project.build(FingerprintMode::Stat);
+    assert_eq!(report.stats.files_hashed, 1, "{:?}", report.stats);
+    assert_eq!(
+        report.digest,
+        project.build(FingerprintMode::Content).digest
+    );
+}

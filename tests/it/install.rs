@@ -100,7 +100,7 @@ fn offline() -> InstallOptions {
 fn reason(install: &Install) -> Option<InstallReason> {
     match &install.outcome {
         InstallOutcome::Installed { reason, .. } => Some(*reason),
-        InstallOutcome::UpToDate => None,
+        _ => None,
     }
 }
 
@@ -112,16 +112,16 @@ fn read_json(path: &Path) -> serde_json::Value {
 // npm
 
 /// A node package packed with `npm pack`.
-struct Tarball {
-    name: String,
-    version: String,
-    file_name: String,
-    integrity: String,
+pub(crate) struct Tarball {
+    pub(crate) name: String,
+    pub(crate) version: String,
+    pub(crate) file_name: String,
+    pub(crate) integrity: String,
 }
 
 /// Packs a one-file package `name@version` into `destination`. With `postinstall`, installing
 /// it writes a file `ran` into the package folder.
-fn pack(destination: &Path, name: &str, version: &str, postinstall: bool) -> Tarball {
+pub(crate) fn pack(destination: &Path, name: &str, version: &str, postinstall: bool) -> Tarball {
     let source = support::tempdir();
     let mut manifest = json!({"name": name, "version": version, "main": "index.js"});
     if postinstall {
@@ -163,9 +163,24 @@ fn pack(destination: &Path, name: &str, version: &str, postinstall: bool) -> Tar
     }
 }
 
+/// `tarball` at another `version` whose file does not exist. npm's cache is addressed by
+/// integrity, so the missing tarball gets one that nothing has, derived from `salt`.
+pub(crate) fn unavailable(tarball: Tarball, version: &str, salt: &Path) -> Tarball {
+    let unknown = sha2::Sha512::digest(salt.to_string_lossy().as_bytes());
+    Tarball {
+        file_name: format!("{}-{version}.tgz", tarball.name),
+        version: version.into(),
+        integrity: format!(
+            "sha512-{}",
+            base64::engine::general_purpose::STANDARD.encode(unknown)
+        ),
+        ..tarball
+    }
+}
+
 /// Writes package.json and, unless `with_lock` is false, a lockfileVersion 3 package-lock.json
 /// that depend on `tarballs` in `lib/nodejs/vendor/`.
-fn write_node_project(node_dir: &Path, tarballs: &[&Tarball], with_lock: bool) {
+pub(crate) fn write_node_project(node_dir: &Path, tarballs: &[&Tarball], with_lock: bool) {
     let mut dependencies = serde_json::Map::new();
     let mut packages = serde_json::Map::new();
     for tarball in tarballs {
@@ -291,17 +306,7 @@ fn failed_npm_install_leaves_the_previous_tree_and_record() {
     project.prepare_one(&offline());
     let record_before = std::fs::read(project.state_file()).unwrap();
 
-    // npm's cache is addressed by integrity, so the missing tarball needs one nothing has.
-    let unknown = sha2::Sha512::digest(project.root().to_string_lossy().as_bytes());
-    let missing = Tarball {
-        version: "2.0.0".into(),
-        file_name: "tiny-2.0.0.tgz".into(),
-        integrity: format!(
-            "sha512-{}",
-            base64::engine::general_purpose::STANDARD.encode(unknown)
-        ),
-        ..tarball
-    };
+    let missing = unavailable(tarball, "2.0.0", project.root());
     write_node_project(&project.node_dir(), &[&missing], true);
     let error = project.prepare(&offline()).unwrap_err();
 
@@ -409,6 +414,174 @@ fn yarn_lock_without_yarn_is_a_clear_error() {
         "npm must not stand in for yarn"
     );
     assert!(!project.state_file().exists());
+}
+
+/// Options with no installer at all: any attempt to install is a `ToolNotFound` error.
+fn without_tools() -> InstallOptions {
+    InstallOptions {
+        offline: true,
+        find_links: Vec::new(),
+        tools: Tools::default(),
+    }
+}
+
+/// A hand-written tree as a checkout might commit it: `a@1.0.0` with a nested `b@2.0.0`, and
+/// its lockfileVersion 3 lock, which also names an optional package for another platform.
+fn committed_node_tree(project: &Project) {
+    let node_dir = project.node_dir();
+    let package_json = json!({"name": "layer", "dependencies": {"a": "^1.0.0"}});
+    let lock = json!({"name": "layer", "lockfileVersion": 3, "requires": true, "packages": {
+        "": package_json.clone(),
+        "node_modules/a": {"version": "1.0.0", "dependencies": {"b": "^2.0.0"}},
+        "node_modules/a/node_modules/b": {"version": "2.0.0"},
+        "node_modules/@native/darwin-arm64": {"version": "1.0.0", "optional": true,
+            "os": ["darwin"], "cpu": ["arm64"]}
+    }});
+    support::write(
+        &node_dir,
+        "package.json",
+        package_json.to_string().as_bytes(),
+    );
+    support::write(&node_dir, "package-lock.json", lock.to_string().as_bytes());
+    support::write(
+        &node_dir,
+        "node_modules/a/package.json",
+        br#"{"name": "a", "version": "1.0.0", "_where": "/home/someone"}"#,
+    );
+    support::write(
+        &node_dir,
+        "node_modules/a/node_modules/b/package.json",
+        br#"{"name": "b", "version": "2.0.0"}"#,
+    );
+    support::write(&node_dir, "node_modules/.package-lock.json", b"{}");
+}
+
+#[test]
+fn an_unrecorded_node_tree_that_matches_the_lock_is_adopted_without_npm() {
+    let project = Project::new(&["nodejs22.x"], &["x86_64"]);
+    committed_node_tree(&project);
+
+    let adopted = project.prepare_one(&without_tools());
+    assert_eq!(adopted.outcome, InstallOutcome::Adopted);
+    assert!(
+        project.state_file().is_file(),
+        "the adopted tree is recorded"
+    );
+    assert!(project
+        .node_dir()
+        .join("node_modules/a/package.json")
+        .is_file());
+    assert_eq!(
+        project.prepare_one(&without_tools()).outcome,
+        InstallOutcome::UpToDate
+    );
+}
+
+#[test]
+fn an_unrecorded_node_tree_that_differs_from_the_lock_is_installed_not_adopted() {
+    let cases: [(&str, &[u8]); 2] = [
+        (
+            "node_modules/a/node_modules/b/package.json",
+            br#"{"name": "b", "version": "2.0.1"}"#,
+        ),
+        (
+            "node_modules/jest/package.json",
+            br#"{"name": "jest", "version": "29.0.0"}"#,
+        ),
+    ];
+    for (path, content) in cases {
+        let project = Project::new(&["nodejs22.x"], &["x86_64"]);
+        committed_node_tree(&project);
+        support::write(&project.node_dir(), path, content);
+
+        let error = project.prepare(&without_tools()).unwrap_err();
+        assert!(
+            matches!(error, InstallError::ToolNotFound { tool: "npm", .. }),
+            "{path}: expected an install attempt, got {error:?}"
+        );
+        assert!(!project.state_file().exists());
+    }
+}
+
+#[test]
+fn a_package_json_without_dependencies_needs_no_npm_and_writes_no_lock() {
+    let project = Project::new(&["nodejs22.x"], &["x86_64"]);
+    support::write(
+        &project.node_dir(),
+        "package.json",
+        br#"{"name": "layer", "dependencies": {}, "devDependencies": {"jest": "29"}}"#,
+    );
+
+    let install = project.prepare_one(&without_tools());
+    assert_eq!(install.outcome, InstallOutcome::NoDependencies);
+    assert!(!project.node_dir().join("package-lock.json").exists());
+    assert!(!project.node_dir().join("node_modules").exists());
+}
+
+#[test]
+fn dropping_every_node_dependency_removes_the_installed_packages_without_npm() {
+    let (project, _) = node_project("1.0.0");
+    project.prepare_one(&offline());
+    assert!(project.node_dir().join("node_modules/tiny").is_dir());
+
+    write_node_project(&project.node_dir(), &[], true);
+    let install = project.prepare_one(&without_tools());
+    assert_eq!(
+        install.outcome,
+        InstallOutcome::Removed {
+            reason: InstallReason::DependenciesChanged
+        }
+    );
+    assert!(!project.node_dir().join("node_modules").exists());
+    assert!(project.staging_leftovers().is_empty());
+    assert_eq!(
+        project.prepare_one(&without_tools()).outcome,
+        InstallOutcome::NoDependencies
+    );
+}
+
+#[test]
+fn the_bundled_example_needs_no_installer() {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/shop");
+    let manifest = lamina::manifest::Manifest::load(&example.join("lamina.toml")).unwrap();
+    let copy = support::tempdir();
+    for layer in manifest.layers.values() {
+        crate::cli::copy_tree(&example.join(&layer.path), &copy.path().join(&layer.path));
+    }
+
+    let mut outcomes = Vec::new();
+    for layer in manifest.layers.values() {
+        let report = prepare_layer(
+            copy.path(),
+            &copy.path().join(".lamina"),
+            layer,
+            &without_tools(),
+            &NoProgress,
+        )
+        .unwrap_or_else(|error| panic!("layer `{}`: {error}", layer.name));
+        for install in report.installs {
+            outcomes.push((layer.name.clone(), install.ecosystem, install.outcome));
+        }
+    }
+    assert_eq!(
+        outcomes,
+        [
+            (
+                "reporting".to_owned(),
+                Ecosystem::Python,
+                InstallOutcome::NoDependencies
+            ),
+            (
+                "shared".to_owned(),
+                Ecosystem::Node,
+                InstallOutcome::Adopted
+            ),
+        ]
+    );
+    assert!(
+        !copy.path().join("layers/reporting/lib/python/lib").exists(),
+        "an empty lock creates no site-packages folder"
+    );
 }
 
 #[test]
@@ -831,5 +1004,86 @@ fn offline_pip_without_a_wheel_folder_refuses_instead_of_publishing_an_empty_lay
         report.installs[0].outcome,
         InstallOutcome::UpToDate,
         "installed is enough"
+    );
+}
+
+#[test]
+fn an_empty_pipfile_lock_needs_no_pip_and_removes_what_an_install_left() {
+    let project = Project::new(&["python3.12"], &["x86_64"]);
+    let wheels = project.root().join("wheels");
+    let tiny = build_wheel(&wheels, "tiny", "1.0.0", "py3-none-any");
+    write_pipfile_lock(&project.python_dir(), "3.12", &[(&tiny, None)]);
+    project.prepare_one(&pip_options(&wheels));
+    support::write(&project.python_dir(), "own_module.py", b"X = 1\n");
+
+    write_pipfile_lock(&project.python_dir(), "3.12", &[]);
+    let install = project.prepare_one(&without_tools());
+    assert_eq!(
+        install.outcome,
+        InstallOutcome::Removed {
+            reason: InstallReason::DependenciesChanged
+        }
+    );
+    assert!(
+        !project.python_dir().join("lib").exists(),
+        "site-packages and the folders around it are gone"
+    );
+    assert!(project.python_dir().join("own_module.py").is_file());
+    assert_eq!(
+        project.prepare_one(&without_tools()).outcome,
+        InstallOutcome::NoDependencies
+    );
+}
+
+#[test]
+fn a_pipfile_without_packages_needs_neither_pipenv_nor_pip() {
+    let project = Project::new(&["nodejs22.x", "python3.12"], &["x86_64"]);
+    support::write(
+        &project.python_dir(),
+        "Pipfile",
+        b"[[source]]\nurl = \"https://pypi.org/simple\"\n\n[packages]\n\n[dev-packages]\n\
+          pytest = \"*\"\n\n[requires]\npython_version = \"3.12\"\n",
+    );
+
+    let install = project.prepare_one(&without_tools());
+    assert_eq!(install.outcome, InstallOutcome::NoDependencies);
+    assert_eq!(install.manifest, "lib/python/Pipfile");
+    assert!(!project.python_dir().join("Pipfile.lock").exists());
+
+    support::write(
+        &project.python_dir(),
+        "Pipfile",
+        b"[packages]\nrequests = \"*\"\n\n[requires]\npython_version = \"3.11\"\n",
+    );
+    let error = project.prepare(&without_tools()).unwrap_err();
+    assert!(
+        matches!(error, InstallError::MissingPipfileLock { .. }),
+        "a Pipfile with packages still needs a lock: {error:?}"
+    );
+}
+
+#[test]
+fn unrecorded_site_packages_that_match_the_lock_are_adopted_without_pip() {
+    let project = Project::new(&["python3.12"], &["x86_64"]);
+    let wheels = project.root().join("wheels");
+    let tiny = build_wheel(&wheels, "Tiny_Pkg", "1.0.0", "py3-none-any");
+    write_pipfile_lock(&project.python_dir(), "3.12", &[(&tiny, None)]);
+    project.prepare_one(&pip_options(&wheels));
+    std::fs::remove_file(project.state_file()).unwrap();
+
+    let install = project.prepare_one(&without_tools());
+    assert_eq!(install.outcome, InstallOutcome::Adopted);
+    assert_eq!(
+        project.prepare_one(&without_tools()).outcome,
+        InstallOutcome::UpToDate
+    );
+
+    let newer = build_wheel(&wheels, "Tiny_Pkg", "2.0.0", "py3-none-any");
+    write_pipfile_lock(&project.python_dir(), "3.12", &[(&newer, None)]);
+    std::fs::remove_file(project.state_file()).unwrap();
+    let error = project.prepare(&without_tools()).unwrap_err();
+    assert!(
+        matches!(error, InstallError::OfflineWithoutWheels { .. }),
+        "a tree of another version is installed, not adopted: {error:?}"
     );
 }

@@ -539,3 +539,33 @@ fn more_than_65535_entries_get_a_zip64_central_directory() {
     assert_eq!(listing.len(), 70_001);
     assert_eq!(listing.last().unwrap().name, "z.txt");
 }
+
+#[test]
+#[ignore = "deflates 4.1 GiB (a sparse file) and reads it back twice; run by hand"]
+fn a_file_over_4_gib_gets_zip64_sizes() {
+    let dir = tempdir();
+    let layer = dir.path().join("layer");
+    let big = write(&layer, "opt/zeros.bin", b"");
+    let size = (4u64 << 30) + 12_345;
+    std::fs::File::options()
+        .write(true)
+        .open(&big)
+        .unwrap()
+        .set_len(size)
+        .unwrap();
+    write(&layer, "opt/small.txt", b"small");
+    let zip = pack(&dir.path().join("out"), &entries_from_dir(&layer), None);
+
+    run("unzip", &["-tq", zip.path.to_str().unwrap()]);
+    let listing = python_listing(&zip.path);
+    let info = |name: &str| {
+        listing
+            .iter()
+            .find(|info| info.name == name)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(info("opt/zeros.bin").file_size, size);
+    assert_eq!(info("opt/zeros.bin").compress_type, 8);
+    assert_eq!(info("opt/small.txt").file_size, 5);
+}

@@ -369,3 +369,28 @@ fn gc_keeps_recent_builds_and_published_versions_and_drops_the_rest() {
     assert_eq!(again["status"], "cached");
     assert!(machine.run(&["cache", "verify"]).status.success());
 }
+
+#[test]
+fn a_cold_manifests_build_puts_walked_packages_in_order() {
+    // With no list known, manifests mode walks every package and appends its entries after the
+    // scan's; they must be sorted again before the digest (an unsorted preimage panicked in
+    // debug builds and gave another digest in release builds).
+    let machine = Machine::first();
+    let (manifests, stats) = machine.build(&["--fingerprint", "manifests"]);
+    assert_eq!(stats["files_hashed"], FILES);
+    let stat_mode = Machine::copy_of(&machine);
+    let (stat, _) = stat_mode.build(&[]);
+    assert_eq!(manifests["digest"], stat["digest"]);
+    assert_eq!(manifests["sha256"], stat["sha256"]);
+}
+
+#[test]
+fn a_bad_remote_cache_address_is_an_error_naming_it() {
+    let mut machine = Machine::first();
+    machine.set_env("LAMINA_REMOTE_CACHE", "http://cache.example/team");
+    let output = machine.run(&["build"]);
+    assert!(!output.status.success());
+    let message = stderr(&output);
+    assert!(message.contains("`http://cache.example/team`"), "{message}");
+    assert!(message.contains("LAMINA_REMOTE_CACHE"), "{message}");
+}

@@ -257,3 +257,30 @@ fn an_unreachable_shared_cache_is_a_warning_and_the_build_goes_on() {
     let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(report["layers"][0]["status"], "built");
 }
+
+#[test]
+fn an_export_carries_the_aws_versions_seen_so_a_fresh_checkout_reads_none_again() {
+    let moto = start();
+    let mut a = Machine::first();
+    connect(&mut a, &moto, "read-write");
+    a.set_env("LAMINA_REMOTE_CACHE", "off");
+    a.json(&["push", "--yes", "--target", "aws"]);
+    let dir = crate::support::tempdir();
+    let file = dir.path().join("cache.tar");
+    let exported = a.json(&["cache", "export", file.to_str().unwrap()]);
+    assert_eq!(exported["aws_layer_versions"], 1);
+
+    let b = Machine::copy_of(&a);
+    let imported = b.json(&["cache", "import", file.to_str().unwrap()]);
+    assert_eq!(imported["aws_layer_versions_imported"], 1);
+    moto.clear_requests();
+    let pushed = b.json(&["push", "--yes", "--target", "aws"]);
+    assert_eq!(pushed["layers"][0]["action"], "unchanged");
+    assert_eq!(pushed["stats"]["entries_compressed"], 0);
+    let requests = moto.requests();
+    let version_reads: Vec<_> = requests
+        .iter()
+        .filter(|r| r.method == "GET" && r.path.starts_with("/2018-10-31/layers/shared/versions/"))
+        .collect();
+    assert!(version_reads.is_empty(), "{version_reads:?}");
+}

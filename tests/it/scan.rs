@@ -718,3 +718,59 @@ fn check_unreadable_folder(layer: &Path) {
         ["nodejs", "nodejs/open.js", "nodejs/secret"]
     );
 }
+
+#[test]
+fn source_folder_linked_out_of_the_layer_is_refused() {
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("key.pem"), "secret").unwrap();
+    let layer = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(layer.path().join("lib")).unwrap();
+    std::os::unix::fs::symlink(outside.path(), layer.path().join("lib/nodejs")).unwrap();
+
+    let output = lamina::scan::scan(
+        layer.path(),
+        &lamina::scan::SourceMapping::layer(),
+        &lamina::scan::ScanOptions::default(),
+    );
+    assert!(output
+        .entries
+        .iter()
+        .all(|entry| !entry.zip_path.contains("key.pem")));
+    let message = output
+        .problems
+        .iter()
+        .map(|p| p.to_string())
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(message.contains("`lib/nodejs`"), "{message}");
+    assert!(message.contains("--follow-external"), "{message}");
+
+    let followed = lamina::scan::scan(
+        layer.path(),
+        &lamina::scan::SourceMapping::layer(),
+        &lamina::scan::ScanOptions {
+            follow_external: true,
+            ..Default::default()
+        },
+    );
+    assert!(followed.problems.is_empty(), "{:?}", followed.problems);
+    assert!(followed
+        .entries
+        .iter()
+        .any(|entry| entry.zip_path == "nodejs/key.pem"));
+}
+
+#[test]
+fn source_folder_linked_inside_the_layer_is_followed() {
+    let layer = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(layer.path().join("shared-opt")).unwrap();
+    std::fs::write(layer.path().join("shared-opt/a.txt"), "a").unwrap();
+    std::os::unix::fs::symlink("shared-opt", layer.path().join("opt")).unwrap();
+    let output = lamina::scan::scan(
+        layer.path(),
+        &lamina::scan::SourceMapping::layer(),
+        &lamina::scan::ScanOptions::default(),
+    );
+    assert!(output.problems.is_empty(), "{:?}", output.problems);
+    assert!(output.entries.iter().any(|entry| entry.zip_path == "a.txt"));
+}

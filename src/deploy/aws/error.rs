@@ -71,6 +71,17 @@ pub enum AwsError {
     NoSuchBucket { bucket: String },
 
     #[error(
+        "the S3 bucket `{bucket}` is in another region{}, and Lambda reads uploaded zips only \
+         from a bucket in its own region: set `bucket` in [target.aws] of lamina.toml to a \
+         bucket in the region lamina publishes to, or `region` to the bucket's",
+        bucket_region.as_ref().map(|region| format!(" (`{region}`)")).unwrap_or_default()
+    )]
+    BucketInOtherRegion {
+        bucket: String,
+        bucket_region: Option<String>,
+    },
+
+    #[error(
         "function `{function}` does not exist on AWS yet, and creating it needs an execution \
          role: set `role` in [functions.{function}] of lamina.toml"
     )]
@@ -122,13 +133,6 @@ pub enum AwsError {
 
     #[error("failed to read `{}`", path.display())]
     ReadZip {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-
-    #[error("failed to read or write `{}`", path.display())]
-    Memory {
         path: PathBuf,
         #[source]
         source: std::io::Error,
@@ -197,9 +201,21 @@ fn service_error<E: ProvideErrorMetadata>(
         .raw_response()
         .map(|response| response.status().as_u16());
     let code = error.code().unwrap_or("Unknown").to_owned();
-    let message = error.message().unwrap_or("no message").to_owned();
+    let message = match (error.message(), error.raw_response()) {
+        (Some(message), _) => message.to_owned(),
+        (None, Some(response)) => unparsed_answer(response),
+        (None, None) => "no error message".to_owned(),
+    };
     // A HEAD request's 403 has no body, so the status is all there is to go on.
     if ACCESS_DENIED_CODES.contains(&code.as_str()) || status == Some(403) && code == "Unknown" {
+        // Lambda reads a zip published from S3 with the caller's own credentials, and reports a
+        // refused read as its own AccessDeniedException: the permission missing is S3's.
+        if message.contains("denied by S3") {
+            return AwsError::AccessDenied {
+                action: "s3:GetObject",
+                message,
+            };
+        }
         return AwsError::AccessDenied { action, message };
     }
     if BAD_CREDENTIAL_CODES.contains(&code.as_str()) {
@@ -209,6 +225,26 @@ fn service_error<E: ProvideErrorMetadata>(
         action,
         code,
         message,
+    }
+}
+
+/// How much of an answer the SDK could not parse is quoted in a message.
+const QUOTED_BODY_CHARS: usize = 300;
+
+/// The status and the start of the body of an answer without a parsable error, such as a proxy's
+/// HTML page or a server that answers in another protocol than the API's.
+fn unparsed_answer(response: &HttpResponse) -> String {
+    let status = response.status().as_u16();
+    let body = response.body().bytes().unwrap_or_default();
+    let text = String::from_utf8_lossy(body);
+    let text: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    match text.chars().count() {
+        0 => format!("HTTP {status} without an error message"),
+        n if n <= QUOTED_BODY_CHARS => format!("HTTP {status}: {text}"),
+        _ => {
+            let start: String = text.chars().take(QUOTED_BODY_CHARS).collect();
+            format!("HTTP {status}: {start}...")
+        }
     }
 }
 
@@ -254,9 +290,46 @@ pub(crate) fn is_not_found<E: ProvideErrorMetadata, R>(error: &SdkError<E, R>) -
         )
 }
 
-/// Whether S3 answered that the bucket does not exist.
-pub(crate) fn is_no_such_bucket<E: ProvideErrorMetadata, R>(error: &SdkError<E, R>) -> bool {
-    matches!(error, SdkError::ServiceError(_)) && error.code() == Some("NoSuchBucket")
+/// Error codes with which S3 says the bucket is in another region than the request's.
+const OTHER_REGION_CODES: &[&str] = &[
+    "PermanentRedirect",
+    "AuthorizationHeaderMalformed",
+    "IllegalLocationConstraintException",
+];
+
+/// Like [`classify`], for a call on `bucket`: a missing bucket and a bucket in another region
+/// (which S3 answers to a HEAD request with a bare 301) get messages that name it.
+pub(crate) fn classify_bucket<E>(
+    bucket: &str,
+    action: &'static str,
+    endpoint: &str,
+    error: SdkError<E, HttpResponse>,
+) -> AwsError
+where
+    E: ProvideErrorMetadata + StdError + Send + Sync + 'static,
+{
+    if matches!(error, SdkError::ServiceError(_)) {
+        let response = error.raw_response();
+        let is_moved = response.is_some_and(|response| response.status().as_u16() == 301);
+        if error.code() == Some("NoSuchBucket") {
+            return AwsError::NoSuchBucket {
+                bucket: bucket.to_owned(),
+            };
+        }
+        if is_moved
+            || error
+                .code()
+                .is_some_and(|code| OTHER_REGION_CODES.contains(&code))
+        {
+            let header =
+                response.and_then(|response| response.headers().get("x-amz-bucket-region"));
+            return AwsError::BucketInOtherRegion {
+                bucket: bucket.to_owned(),
+                bucket_region: header.map(str::to_owned),
+            };
+        }
+    }
+    classify(action, endpoint, error)
 }
 
 #[cfg(test)]
@@ -313,6 +386,77 @@ mod tests {
             service_failure(403, Some("ExpiredTokenException")),
         );
         assert!(error.to_string().contains("aws sso login"), "{error}");
+    }
+
+    #[test]
+    fn a_refused_read_of_an_uploaded_zip_names_s3_get_object() {
+        let meta = ErrorMetadata::builder()
+            .code("AccessDeniedException")
+            .message(
+                "Your access has been denied by S3, please make sure your request credentials \
+                 have permission to GetObject for artifacts/lamina/layers/a/00.zip",
+            );
+        let raw = HttpResponse::new(403.try_into().unwrap(), SdkBody::empty());
+        let failure = SdkError::service_error(PublishLayerVersionError::generic(meta.build()), raw);
+
+        let error = classify("lambda:PublishLayerVersion", "e", failure);
+
+        assert!(
+            error
+                .to_string()
+                .contains("lack the IAM action `s3:GetObject`"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_403_without_a_body_says_what_little_it_knows() {
+        let raw = HttpResponse::new(403.try_into().unwrap(), SdkBody::empty());
+        let meta = ErrorMetadata::builder().build();
+        let failure = SdkError::service_error(PublishLayerVersionError::generic(meta), raw);
+        let error = classify("s3:PutObject", "e", failure).to_string();
+        assert!(error.contains("`s3:PutObject`"), "{error}");
+        assert!(
+            error.contains("HTTP 403 without an error message"),
+            "{error}"
+        );
+    }
+
+    fn head_failure(status: u16, code: Option<&str>, region: Option<&str>) -> AwsError {
+        use aws_sdk_s3::operation::head_object::HeadObjectError;
+        let mut raw = HttpResponse::new(status.try_into().unwrap(), SdkBody::empty());
+        if let Some(region) = region {
+            raw.headers_mut()
+                .insert("x-amz-bucket-region", region.to_owned());
+        }
+        let mut meta = ErrorMetadata::builder();
+        if let Some(code) = code {
+            meta = meta.code(code);
+        }
+        let failure = SdkError::service_error(HeadObjectError::generic(meta.build()), raw);
+        classify_bucket("artifacts", "s3:GetObject", "e", failure)
+    }
+
+    #[test]
+    fn a_bucket_in_another_region_is_named_with_its_region() {
+        let moved = head_failure(301, None, Some("eu-west-1")).to_string();
+        assert!(
+            moved.contains("bucket `artifacts` is in another region (`eu-west-1`)"),
+            "{moved}"
+        );
+        let redirected = head_failure(400, Some("AuthorizationHeaderMalformed"), None);
+        assert!(matches!(
+            redirected,
+            AwsError::BucketInOtherRegion {
+                bucket_region: None,
+                ..
+            }
+        ));
+        let missing = head_failure(404, Some("NoSuchBucket"), None);
+        assert!(
+            matches!(missing, AwsError::NoSuchBucket { .. }),
+            "{missing}"
+        );
     }
 
     #[test]

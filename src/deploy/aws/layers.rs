@@ -31,32 +31,23 @@ impl AwsTarget {
         let existing: Vec<String> = listed.iter().map(|(_, arn)| arn.clone()).collect();
         if let Some(layer_arn) = existing.first().and_then(|arn| layer_arn_of(arn)) {
             self.layer_arns.insert(name.clone(), layer_arn.to_owned());
-            self.memory.forget_deleted(layer_arn, &existing);
         }
+        self.memory.forget_deleted(&existing);
 
-        // What was fetched before a failure is saved all the same: it is true, and the next
-        // listing need not ask for it again.
-        let versions = self.remembered_or_fetched(&name, &listed);
-        self.memory.save()?;
-        let mut versions = versions?;
-        versions.sort_by_key(|version| version.version);
-        tracing::debug!(layer = %name, versions = versions.len(), "listed layer versions");
-        Ok(versions)
-    }
-
-    fn remembered_or_fetched(
-        &mut self,
-        name: &str,
-        listed: &[(u64, String)],
-    ) -> Result<Vec<LayerVersion>, AwsError> {
+        let mut remembered = match existing.first() {
+            Some(arn) => self.memory.layer(arn),
+            None => Default::default(),
+        };
         let mut versions = Vec::with_capacity(listed.len());
-        for (number, arn) in listed {
-            let version = match self.memory.get(arn) {
-                Some(seen) => seen.clone(),
-                None => self.fetch_version(name, *number)?,
+        for (number, arn) in &listed {
+            let version = match remembered.remove(arn) {
+                Some(seen) => seen,
+                None => self.fetch_version(&name, *number)?,
             };
             versions.push(version);
         }
+        versions.sort_by_key(|version| version.version);
+        tracing::debug!(layer = %name, versions = versions.len(), "listed layer versions");
         Ok(versions)
     }
 
@@ -90,7 +81,8 @@ impl AwsTarget {
         }
     }
 
-    /// Reads one version and its access, and remembers them.
+    /// Reads one version and its access, and remembers them at once, so that what was fetched
+    /// before a later failure need not be asked for again.
     fn fetch_version(&mut self, name: &str, number: u64) -> Result<LayerVersion, AwsError> {
         let endpoint = self.lambda_endpoint();
         let request = self
@@ -104,7 +96,7 @@ impl AwsTarget {
             .map_err(|error| classify("lambda:GetLayerVersion", &endpoint, error))?;
         let statement_ids = self.runtime.block_on(self.statement_ids(name, number))?;
         let version = layer_version(name, output, policy::access_from_statements(&statement_ids));
-        self.memory.remember(version.clone());
+        self.memory.remember(std::slice::from_ref(&version));
         Ok(version)
     }
 
@@ -163,8 +155,7 @@ impl AwsTarget {
         if let Some(layer_arn) = layer_arn_of(&version.arn) {
             self.layer_arns.insert(name.clone(), layer_arn.to_owned());
         }
-        self.memory.remember(version.clone());
-        self.memory.save()?;
+        self.memory.remember(std::slice::from_ref(&version));
         tracing::info!(layer = %name, version = version.version, "layer version published");
         if version.code_sha256 != request.code_sha256 {
             return Err(AwsError::HashMismatch {
@@ -263,7 +254,6 @@ impl AwsTarget {
         if let Some(layer_arn) = self.layer_arns.get(&name) {
             self.memory
                 .set_access(&format!("{layer_arn}:{number}"), desired);
-            self.memory.save()?;
         }
         Ok(AccessChange {
             added: plan
@@ -334,7 +324,6 @@ impl AwsTarget {
             .map_err(|error| classify("lambda:DeleteLayerVersion", &endpoint, error))?;
         if let Some(arn) = self.version_arn(&name, number) {
             self.memory.forget(&arn);
-            self.memory.save()?;
         }
         tracing::info!(layer = %name, version = number, "layer version deleted");
         Ok(())

@@ -14,8 +14,9 @@
 //!
 //! Finding published content: reproducible zips make CodeSha256 a content identifier, so a layer
 //! version whose CodeSha256 equals the new zip's is reused instead of publishing again. What was
-//! learned per version is remembered in `.lamina/` (see [`memory`]) so that a warm listing is one
-//! ListLayerVersions call per layer. Nothing is remembered about a publish until AWS answered it.
+//! learned per version is remembered in the project's cache (see [`memory`]) so that a warm
+//! listing is one ListLayerVersions call per layer. Nothing is remembered about a publish until
+//! AWS answered it.
 //!
 //! Uploads: zips up to [`DIRECT_UPLOAD_LIMIT`] bytes travel inside the Lambda request; larger ones
 //! go to S3 once, under a content-addressed key (see [`upload`]), and are published from there.
@@ -128,7 +129,7 @@ pub struct AwsTarget {
 
 impl AwsTarget {
     /// Connects with the standard AWS configuration chain; `lamina_dir` is the project's
-    /// `.lamina/` folder, where what was seen of layer versions is remembered.
+    /// `.lamina/` folder, whose cache remembers what was seen of layer versions.
     ///
     /// [`DIRECT_UPLOAD_LIMIT_ENV`] lowers the direct-upload limit, for tests that drive lamina
     /// through its command line and cannot pass [`ConnectOptions`].
@@ -171,7 +172,7 @@ impl AwsTarget {
             region,
             endpoint_url,
             options,
-            memory: Memory::load(lamina_dir),
+            memory: Memory::open(lamina_dir),
             layer_arns: Default::default(),
             progress: Arc::new(NoProgress),
         })

@@ -14,7 +14,7 @@ use aws_sdk_s3::types::{ChecksumAlgorithm, CompletedMultipartUpload, CompletedPa
 use aws_sdk_s3::Client;
 use tokio::task::JoinSet;
 
-use super::error::{classify, is_no_such_bucket};
+use super::error::classify_bucket;
 use super::AwsError;
 use crate::progress::{Phase, Progress};
 
@@ -101,7 +101,7 @@ async fn is_present(s3: &Client, endpoint: &str, upload: &Upload<'_>) -> Result<
     match head {
         Ok(object) => Ok(object.content_length() == Some(upload.size as i64)),
         Err(error) if error.as_service_error().is_some_and(|e| e.is_not_found()) => Ok(false),
-        Err(error) => Err(bucket_error(upload.bucket, HEAD_ACTION, endpoint, error)),
+        Err(error) => Err(classify_bucket(upload.bucket, HEAD_ACTION, endpoint, error)),
     }
 }
 
@@ -120,7 +120,7 @@ async fn put_whole(s3: &Client, endpoint: &str, upload: &Upload<'_>) -> Result<(
         .body(body)
         .send()
         .await
-        .map_err(|error| bucket_error(upload.bucket, PUT_ACTION, endpoint, error))?;
+        .map_err(|error| classify_bucket(upload.bucket, PUT_ACTION, endpoint, error))?;
     Ok(())
 }
 
@@ -138,7 +138,7 @@ async fn put_multipart(
         .checksum_algorithm(ChecksumAlgorithm::Crc32)
         .send()
         .await
-        .map_err(|error| bucket_error(upload.bucket, PUT_ACTION, endpoint, error))?;
+        .map_err(|error| classify_bucket(upload.bucket, PUT_ACTION, endpoint, error))?;
     let upload_id = created.upload_id().unwrap_or_default().to_owned();
 
     let parts = send_parts(s3, endpoint, upload, &upload_id, part_size, progress).await;
@@ -242,7 +242,7 @@ async fn send_part(
         .body(body)
         .send()
         .await
-        .map_err(|error| bucket_error(&upload.bucket, PUT_ACTION, &endpoint, error))?;
+        .map_err(|error| classify_bucket(&upload.bucket, PUT_ACTION, &endpoint, error))?;
     let completed = CompletedPart::builder()
         .part_number(part.number)
         .set_e_tag(sent.e_tag().map(str::to_owned))
@@ -269,7 +269,7 @@ async fn complete(
         )
         .send()
         .await
-        .map_err(|error| bucket_error(upload.bucket, PUT_ACTION, endpoint, error))?;
+        .map_err(|error| classify_bucket(upload.bucket, PUT_ACTION, endpoint, error))?;
     Ok(())
 }
 
@@ -286,23 +286,6 @@ async fn abort(s3: &Client, upload: &Upload<'_>, upload_id: &str) {
     if let Err(error) = aborted {
         tracing::warn!(key = upload.key, error = %error, "could not abort a multipart upload");
     }
-}
-
-fn bucket_error<E>(
-    bucket: &str,
-    action: &'static str,
-    endpoint: &str,
-    error: aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
-) -> AwsError
-where
-    E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-{
-    if is_no_such_bucket(&error) {
-        return AwsError::NoSuchBucket {
-            bucket: bucket.to_owned(),
-        };
-    }
-    classify(action, endpoint, error)
 }
 
 fn read_error(path: &Path, error: aws_sdk_s3::primitives::ByteStreamError) -> AwsError {

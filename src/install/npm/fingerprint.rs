@@ -81,6 +81,10 @@ pub struct ResolvedPackage {
     pub name: String,
     pub version: String,
     pub integrity: Option<String>,
+    /// Marked `optional` in the lock: npm leaves it out where it does not fit the platform. Not
+    /// part of the fingerprint.
+    #[serde(skip)]
+    pub optional: bool,
 }
 
 /// The resolved set of an npm lock file of any lockfileVersion, sorted by path, without dev
@@ -123,6 +127,7 @@ fn from_packages_map(map: &Map<String, Value>, out: &mut Vec<ResolvedPackage>) {
             name: text(entry, "name").unwrap_or(install_name).to_owned(),
             version,
             integrity: text(entry, "integrity").map(str::to_owned),
+            optional: is_true(entry, "optional"),
         });
     }
 }
@@ -140,6 +145,7 @@ fn from_dependencies_tree(tree: &Map<String, Value>, parent: &str, out: &mut Vec
             name: name.to_owned(),
             version: version.to_owned(),
             integrity: text(entry, "integrity").map(str::to_owned),
+            optional: is_true(entry, "optional"),
         });
         if let Some(nested) = entry.get("dependencies").and_then(Value::as_object) {
             from_dependencies_tree(nested, &format!("{path}/"), out);
@@ -261,12 +267,37 @@ pub fn dependency_fingerprint(
     blake3::hash(&serde_json::to_vec(&input).expect("plain data serialises"))
 }
 
-/// Reads package.json and the lock file of `node_dir` and computes their fingerprint.
-pub fn read_fingerprint(
+/// The package.json fields whose entries are packages an install without dev dependencies adds.
+const PACKAGE_FIELDS: [&str; 3] = ["dependencies", "optionalDependencies", "peerDependencies"];
+
+/// Whether package.json declares any package that an install without dev dependencies adds.
+pub fn declares_packages(package_json: &Value) -> bool {
+    PACKAGE_FIELDS.iter().any(|field| {
+        package_json
+            .get(field)
+            .and_then(Value::as_object)
+            .is_some_and(|packages| !packages.is_empty())
+    })
+}
+
+/// What lamina reads from `lib/nodejs` before deciding about an install.
+#[derive(Debug, Clone)]
+pub struct NodeInputs {
+    /// The dependency fingerprint of the module documentation.
+    pub fingerprint: blake3::Hash,
+    /// Whether package.json declares a package or the lock resolves one. Without either, an
+    /// install has nothing to add and no installer is needed.
+    pub declares_packages: bool,
+    /// The resolved set of an npm lock; `None` for yarn, pnpm and no lock file.
+    pub resolved: Option<Vec<ResolvedPackage>>,
+}
+
+/// Reads package.json and the lock file of `node_dir`.
+pub fn read_inputs(
     node_dir: &Path,
     lock: NodeLock,
     architectures: &[Architecture],
-) -> Result<blake3::Hash, InstallError> {
+) -> Result<NodeInputs, InstallError> {
     let package_json = read_json(&node_dir.join("package.json"), "package.json")?;
     let lock_input = match lock.file_name().map(|name| node_dir.join(name)) {
         None => LockInput::None,
@@ -280,12 +311,27 @@ pub fn read_fingerprint(
             }
         }
     };
-    Ok(dependency_fingerprint(
-        lock.installer(),
-        architectures,
-        &package_json,
-        &lock_input,
-    ))
+    let fingerprint =
+        dependency_fingerprint(lock.installer(), architectures, &package_json, &lock_input);
+    let resolved = match lock_input {
+        LockInput::Resolved { packages } => Some(packages),
+        _ => None,
+    };
+    let lock_resolves_packages = resolved.as_ref().is_some_and(|set| !set.is_empty());
+    Ok(NodeInputs {
+        fingerprint,
+        declares_packages: declares_packages(&package_json) || lock_resolves_packages,
+        resolved,
+    })
+}
+
+/// Reads package.json and the lock file of `node_dir` and computes their fingerprint.
+pub fn read_fingerprint(
+    node_dir: &Path,
+    lock: NodeLock,
+    architectures: &[Architecture],
+) -> Result<blake3::Hash, InstallError> {
+    Ok(read_inputs(node_dir, lock, architectures)?.fingerprint)
 }
 
 fn read_json(path: &Path, what: &'static str) -> Result<Value, InstallError> {
@@ -299,8 +345,10 @@ fn read_json(path: &Path, what: &'static str) -> Result<Value, InstallError> {
 
 /// The identity of the tree below `node_modules`, as the module documentation specifies.
 pub fn installed_tree_fingerprint(node_modules: &Path) -> io::Result<blake3::Hash> {
-    let mut lines = Vec::new();
-    collect_packages(node_modules, "", &mut lines)?;
+    let mut lines: Vec<String> = installed_packages(node_modules)?
+        .into_iter()
+        .map(|(path, identity)| format!("{path}\0{identity}\n"))
+        .collect();
     lines.sort();
     let mut hasher = blake3::Hasher::new();
     for line in &lines {
@@ -309,7 +357,48 @@ pub fn installed_tree_fingerprint(node_modules: &Path) -> io::Result<blake3::Has
     Ok(hasher.finalize())
 }
 
-fn collect_packages(node_modules: &Path, prefix: &str, out: &mut Vec<String>) -> io::Result<()> {
+/// Every package folder below `node_modules` (path relative to it, as in the tree identity)
+/// with its identity (`name@version`, `link:<target>`, ...).
+pub fn installed_packages(node_modules: &Path) -> io::Result<BTreeMap<String, String>> {
+    let mut packages = Vec::new();
+    collect_packages(node_modules, "", &mut packages)?;
+    Ok(packages.into_iter().collect())
+}
+
+/// Whether the packages below `node_modules` are exactly those of `resolved` (an npm lock's
+/// resolved set), by install path, name and version, as npm checks its hidden lock file
+/// against the tree. A package marked optional in the lock may be missing (npm skips those
+/// that do not fit the platform); any package the lock does not name is a mismatch.
+pub fn tree_matches_lock(node_modules: &Path, resolved: &[ResolvedPackage]) -> io::Result<bool> {
+    let mut installed = installed_packages(node_modules)?;
+    for package in resolved {
+        let relative = package
+            .path
+            .strip_prefix("node_modules/")
+            .unwrap_or(&package.path);
+        let expected = format!("{}@{}", package.name, package.version);
+        match installed.remove(relative) {
+            Some(identity) if identity == expected => {}
+            None if package.optional => {}
+            found => {
+                tracing::debug!(path = %package.path, %expected, ?found,
+                    "the installed tree does not match the lock");
+                return Ok(false);
+            }
+        }
+    }
+    if let Some((path, identity)) = installed.first_key_value() {
+        tracing::debug!(%path, %identity, "a package that the lock does not name is installed");
+        return Ok(false);
+    }
+    Ok(true)
+}
+
+fn collect_packages(
+    node_modules: &Path,
+    prefix: &str,
+    out: &mut Vec<(String, String)>,
+) -> io::Result<()> {
     for entry in fs_err::read_dir(node_modules)? {
         let entry = entry?;
         let name = entry.file_name().to_string_lossy().into_owned();
@@ -329,7 +418,7 @@ fn collect_packages(node_modules: &Path, prefix: &str, out: &mut Vec<String>) ->
     Ok(())
 }
 
-fn visit_package(dir: &Path, relative: &str, out: &mut Vec<String>) -> io::Result<()> {
+fn visit_package(dir: &Path, relative: &str, out: &mut Vec<(String, String)>) -> io::Result<()> {
     let file_type = fs_err::symlink_metadata(dir)?.file_type();
     let identity = if file_type.is_symlink() {
         format!("link:{}", fs_err::read_link(dir)?.to_string_lossy())
@@ -342,7 +431,7 @@ fn visit_package(dir: &Path, relative: &str, out: &mut Vec<String>) -> io::Resul
             Err(error) => return Err(error),
         }
     };
-    out.push(format!("{relative}\0{identity}\n"));
+    out.push((relative.to_owned(), identity));
 
     let nested = dir.join("node_modules");
     if file_type.is_dir() && nested.is_dir() {

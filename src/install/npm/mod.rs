@@ -24,14 +24,18 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use super::run;
-use super::state::{Record, StateFile};
+use super::state::StateFile;
 use super::swap::Staging;
 use super::{
-    check_success, decide, require_tool, Architecture, Context, Ecosystem, Install, InstallCommand,
-    InstallError, InstallOutcome, InstallReason, Installer,
+    check_success, decide, prepare_empty, record_tree, require_tool, Architecture, Context,
+    Decision, Ecosystem, Install, InstallCommand, InstallError, InstallOutcome, InstallReason,
+    Installer,
 };
 
-use fingerprint::{installed_tree_fingerprint, read_fingerprint};
+use fingerprint::{
+    installed_packages, installed_tree_fingerprint, read_fingerprint, read_inputs,
+    tree_matches_lock,
+};
 
 /// The lock file that decides the installer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -199,7 +203,8 @@ fn is_yarn_berry(lock_text: &str) -> bool {
         .any(|line| line.starts_with("__metadata:"))
 }
 
-/// Installs `lib/nodejs` of the layer when [`decide`] says so.
+/// Installs `lib/nodejs` of the layer when [`decide`] says so; when nothing is declared, only
+/// removes what an earlier install left.
 pub(super) fn prepare(
     context: &Context,
     state: &mut StateFile,
@@ -210,25 +215,49 @@ pub(super) fn prepare(
     }
     let lock = detect_lock(&node_dir)?;
     let architectures = context.architectures()?;
-    let fingerprint = read_fingerprint(&node_dir, lock, &architectures)?
-        .to_hex()
-        .to_string();
+    let inputs = read_inputs(&node_dir, lock, &architectures)?;
     let target = node_dir.join("node_modules");
     let manifest = node_dir.join(lock.file_name().unwrap_or("package.json"));
-    let tree = || Ok(installed_tree_fingerprint(&target)?.to_hex().to_string());
-    let reason = decide(state.record(Ecosystem::Node), &fingerprint, &target, tree)?;
-
     let mut install = Install {
         ecosystem: Ecosystem::Node,
         installer: lock.installer(),
         manifest: context.relative(&manifest),
         target: context.relative(&target),
-        fingerprint,
+        fingerprint: inputs.fingerprint.to_hex().to_string(),
         outcome: InstallOutcome::UpToDate,
     };
-    match reason {
-        None => tracing::debug!(layer = %context.layer.name, "node dependencies are up to date"),
-        Some(reason) => install_node(context, state, lock, &architectures, reason, &mut install)?,
+    if !inputs.declares_packages {
+        let has_packages = target.is_dir() && !installed_packages(&target)?.is_empty();
+        prepare_empty(
+            context,
+            state,
+            Ecosystem::Node,
+            &target,
+            has_packages,
+            &mut install,
+        )?;
+        return Ok(Some(install));
+    }
+
+    let tree = || Ok(installed_tree_fingerprint(&target)?.to_hex().to_string());
+    let matches_lock = || match &inputs.resolved {
+        Some(resolved) => tree_matches_lock(&target, resolved),
+        None => Ok(false),
+    };
+    let record = state.record(Ecosystem::Node);
+    match decide(record, &install.fingerprint, &target, tree, matches_lock)? {
+        Decision::Current => {
+            tracing::debug!(layer = %context.layer.name, "node dependencies are up to date")
+        }
+        Decision::Adopt => {
+            tracing::info!(layer = %context.layer.name,
+                "node_modules matches the lock file; recorded as installed");
+            record_tree(state, Ecosystem::Node, &install, tree()?)?;
+            install.outcome = InstallOutcome::Adopted;
+        }
+        Decision::Install(reason) => {
+            install_node(context, state, lock, &architectures, reason, &mut install)?
+        }
     }
     Ok(Some(install))
 }
@@ -272,14 +301,8 @@ fn install_node(
         let fingerprint = read_fingerprint(&node_dir, NodeLock::PackageLock, architectures)?;
         install.fingerprint = fingerprint.to_hex().to_string();
     }
-    let record = Record {
-        installer: install.installer,
-        manifest: install.manifest.clone(),
-        target: install.target.clone(),
-        fingerprint: install.fingerprint.clone(),
-        tree: installed_tree_fingerprint(&target)?.to_hex().to_string(),
-    };
-    state.set(Ecosystem::Node, record)?;
+    let tree = installed_tree_fingerprint(&target)?.to_hex().to_string();
+    record_tree(state, Ecosystem::Node, install, tree)?;
     install.outcome = InstallOutcome::Installed {
         reason,
         command: command.argv,

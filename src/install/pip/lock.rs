@@ -22,6 +22,7 @@
 //! The tree identity is the blake3 of the sorted names of the `*.dist-info` folders in
 //! site-packages, each followed by LF: it changes when a package is added, removed or replaced.
 
+use std::collections::BTreeMap;
 use std::io;
 use std::path::Path;
 
@@ -163,6 +164,16 @@ pub enum SourceInput {
     Requirements { lines: Vec<String> },
 }
 
+impl SourceInput {
+    /// Whether the source names no package at all, so that there is nothing for pip to do.
+    pub fn is_empty(&self) -> bool {
+        match self {
+            SourceInput::PipfileLock { packages } => packages.is_empty(),
+            SourceInput::Requirements { lines } => lines.is_empty(),
+        }
+    }
+}
+
 #[derive(Serialize)]
 struct FingerprintInput<'a> {
     domain: &'static str,
@@ -201,8 +212,8 @@ pub fn requirements_input(text: &str) -> SourceInput {
     SourceInput::Requirements { lines }
 }
 
-/// The identity of the packages in `site_packages`, as the module documentation specifies.
-pub fn installed_tree_fingerprint(site_packages: &Path) -> io::Result<blake3::Hash> {
+/// The names of the `*.dist-info` folders in `site_packages`, sorted.
+fn dist_info_names(site_packages: &Path) -> io::Result<Vec<String>> {
     let mut names = Vec::new();
     for entry in fs_err::read_dir(site_packages)? {
         let name = entry?.file_name().to_string_lossy().into_owned();
@@ -211,6 +222,50 @@ pub fn installed_tree_fingerprint(site_packages: &Path) -> io::Result<blake3::Ha
         }
     }
     names.sort();
+    Ok(names)
+}
+
+/// Whether `site_packages` holds any installed distribution.
+pub fn has_installed_packages(site_packages: &Path) -> io::Result<bool> {
+    Ok(!dist_info_names(site_packages)?.is_empty())
+}
+
+/// Whether the distributions installed in `site_packages` are exactly those of `packages` (a
+/// Pipfile.lock's default section), by normalised name and version, read from the
+/// `<name>-<version>.dist-info` folder names. A package with markers may be missing: its markers
+/// may not hold on Lambda.
+pub fn tree_matches_lock(site_packages: &Path, packages: &[LockedPackage]) -> io::Result<bool> {
+    let mut installed: BTreeMap<String, String> = dist_info_names(site_packages)?
+        .iter()
+        .map(|folder| {
+            let stem = folder.trim_end_matches(".dist-info");
+            match stem.split_once('-') {
+                Some((name, version)) => (normalize_name(name), version.to_owned()),
+                None => (stem.to_owned(), String::new()),
+            }
+        })
+        .collect();
+    for package in packages {
+        match installed.remove(&package.name) {
+            Some(version) if version == package.version => {}
+            None if package.markers.is_some() => {}
+            found => {
+                tracing::debug!(package = %package.name, expected = %package.version, ?found,
+                    "the installed packages do not match the lock");
+                return Ok(false);
+            }
+        }
+    }
+    if let Some((name, version)) = installed.first_key_value() {
+        tracing::debug!(%name, %version, "a package that the lock does not name is installed");
+        return Ok(false);
+    }
+    Ok(true)
+}
+
+/// The identity of the packages in `site_packages`, as the module documentation specifies.
+pub fn installed_tree_fingerprint(site_packages: &Path) -> io::Result<blake3::Hash> {
+    let names = dist_info_names(site_packages)?;
     let mut hasher = blake3::Hasher::new();
     for name in &names {
         hasher.update(name.as_bytes()).update(b"\n");

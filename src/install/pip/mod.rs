@@ -9,7 +9,11 @@
 //! (`"version": "==1.2.3"`) with hashes, and pip gets `name==version --hash=...` lines with
 //! `--require-hashes --no-deps`, so it neither resolves nor fetches anything the lock does not
 //! name. A requirements.txt is passed to pip as it is. A Pipfile without a lock is locked with
-//! `pipenv lock` when pipenv is installed, and is an error saying so otherwise.
+//! `pipenv lock` when pipenv is installed, and is an error saying so otherwise, unless its
+//! `[packages]` table is empty (as `lamina layer add` writes it): then there is nothing to lock.
+//!
+//! A source that names no package (that Pipfile, a Pipfile.lock with an empty `default`
+//! section, a requirements.txt without requirements) runs neither pipenv nor pip.
 //!
 //! # Wheels for Lambda
 //!
@@ -39,12 +43,13 @@ use super::run;
 use super::state::{Record, StateFile};
 use super::swap::Staging;
 use super::{
-    check_success, decide, require_tool, Architecture, Context, Ecosystem, Install, InstallCommand,
-    InstallError, InstallOutcome, InstallReason, Installer,
+    check_success, decide, prepare_empty, record_tree, require_tool, Architecture, Context,
+    Decision, Ecosystem, Install, InstallCommand, InstallError, InstallOutcome, InstallReason,
+    Installer,
 };
 use lock::{
-    dependency_fingerprint, installed_tree_fingerprint, parse_pipfile_lock, requirement_lines,
-    requirements_input, LockedPackage, SourceInput,
+    dependency_fingerprint, has_installed_packages, installed_tree_fingerprint, parse_pipfile_lock,
+    requirement_lines, requirements_input, tree_matches_lock, LockedPackage, SourceInput,
 };
 
 /// `SOURCE_DATE_EPOCH` for pip: any fixed value makes py_compile write hash-checked `.pyc` files.
@@ -210,6 +215,7 @@ struct Plan {
 }
 
 impl Plan {
+    /// The plan for a Pipfile.lock or a requirements.txt.
     fn new(context: &Context, manifest: &Path) -> Result<Plan, InstallError> {
         let text = fs_err::read_to_string(manifest)?;
         let (lock_version, source) = if manifest.ends_with("Pipfile.lock") {
@@ -223,6 +229,15 @@ impl Plan {
         } else {
             (None, requirements_input(&text))
         };
+        Plan::from_source(context, manifest, lock_version, source)
+    }
+
+    fn from_source(
+        context: &Context,
+        manifest: &Path,
+        lock_version: Option<String>,
+        source: SourceInput,
+    ) -> Result<Plan, InstallError> {
         let python_version = python_version(context, manifest, lock_version)?;
         let architectures = context.architectures()?;
         let platforms = pip_platforms(&architectures, &python_version);
@@ -283,27 +298,27 @@ pub(super) fn prepare(
     state: &mut StateFile,
 ) -> Result<Option<Install>, InstallError> {
     let python_dir = context.layer_dir.join("lib/python");
-    let (manifest, lock_written) = match detect_source(&python_dir) {
+    let (plan, lock_written) = match detect_source(&python_dir) {
         None => return Ok(None),
-        Some(PythonSource::PipfileOnly(pipfile)) => {
-            let lock = lock_with_pipenv(context, &pipfile)?;
-            (lock.clone(), Some(lock))
+        Some(PythonSource::PipfileOnly(pipfile)) => match read_empty_pipfile(&pipfile)? {
+            Some(requires) => {
+                let nothing = SourceInput::PipfileLock {
+                    packages: Vec::new(),
+                };
+                (
+                    Plan::from_source(context, &pipfile, requires, nothing)?,
+                    None,
+                )
+            }
+            None => {
+                let lock = lock_with_pipenv(context, &pipfile)?;
+                (Plan::new(context, &lock)?, Some(lock))
+            }
+        },
+        Some(PythonSource::PipfileLock(path) | PythonSource::Requirements(path)) => {
+            (Plan::new(context, &path)?, None)
         }
-        Some(PythonSource::PipfileLock(path) | PythonSource::Requirements(path)) => (path, None),
     };
-    let plan = Plan::new(context, &manifest)?;
-    let tree = || {
-        Ok(installed_tree_fingerprint(&plan.target)?
-            .to_hex()
-            .to_string())
-    };
-    let reason = decide(
-        state.record(Ecosystem::Python),
-        &plan.fingerprint,
-        &plan.target,
-        tree,
-    )?;
-
     let mut install = Install {
         ecosystem: Ecosystem::Python,
         installer: Installer::Pip,
@@ -312,9 +327,32 @@ pub(super) fn prepare(
         fingerprint: plan.fingerprint.clone(),
         outcome: InstallOutcome::UpToDate,
     };
-    match reason {
-        None => tracing::debug!(layer = %context.layer.name, "python dependencies are up to date"),
-        Some(reason) => {
+    if plan.source.is_empty() {
+        prepare_nothing(context, state, &plan, &mut install)?;
+        return Ok(Some(install));
+    }
+
+    let tree = || {
+        Ok(installed_tree_fingerprint(&plan.target)?
+            .to_hex()
+            .to_string())
+    };
+    let matches_lock = || match &plan.source {
+        SourceInput::PipfileLock { packages } => tree_matches_lock(&plan.target, packages),
+        SourceInput::Requirements { .. } => Ok(false),
+    };
+    let record = state.record(Ecosystem::Python);
+    match decide(record, &plan.fingerprint, &plan.target, tree, matches_lock)? {
+        Decision::Current => {
+            tracing::debug!(layer = %context.layer.name, "python dependencies are up to date")
+        }
+        Decision::Adopt => {
+            tracing::info!(layer = %context.layer.name,
+                "site-packages matches the lock file; recorded as installed");
+            record_tree(state, Ecosystem::Python, &install, tree()?)?;
+            install.outcome = InstallOutcome::Adopted;
+        }
+        Decision::Install(reason) => {
             let command = install_python(context, state, &plan, reason, &install)?;
             let lock_written = lock_written.map(|path| context.relative(&path));
             install.outcome = InstallOutcome::Installed {
@@ -325,6 +363,67 @@ pub(super) fn prepare(
         }
     }
     Ok(Some(install))
+}
+
+/// A source that names no package needs no pip run, no network and no wheel folder: the install
+/// is an empty site-packages. Packages an earlier install left there are removed, with the
+/// `python3.X` and `lib` folders around them when that leaves them empty.
+fn prepare_nothing(
+    context: &Context,
+    state: &mut StateFile,
+    plan: &Plan,
+    install: &mut Install,
+) -> Result<(), InstallError> {
+    let target = &plan.target;
+    remove_previous_target(context, state.record(Ecosystem::Python), &install.target)?;
+    let has_packages = target.is_dir() && has_installed_packages(target)?;
+    prepare_empty(
+        context,
+        state,
+        Ecosystem::Python,
+        target,
+        has_packages,
+        install,
+    )?;
+    if matches!(install.outcome, InstallOutcome::Removed { .. }) {
+        let python_dir = context.layer_dir.join("lib/python");
+        let mut folder = target.parent();
+        while let Some(dir) = folder.filter(|dir| *dir != python_dir) {
+            // Fails, as intended, when the folder holds anything else.
+            if std::fs::remove_dir(dir).is_err() {
+                break;
+            }
+            folder = dir.parent();
+        }
+    }
+    Ok(())
+}
+
+/// For a Pipfile whose `[packages]` table is missing or empty (as `lamina layer add` writes it),
+/// `Some` with its `[requires] python_version`: there is nothing to lock or install, so neither
+/// pipenv nor pip is needed. `None` for a Pipfile that names packages.
+fn read_empty_pipfile(pipfile: &Path) -> Result<Option<Option<String>>, InstallError> {
+    let text = fs_err::read_to_string(pipfile)?;
+    let document: toml_edit::DocumentMut =
+        text.parse()
+            .map_err(|error: toml_edit::TomlError| InstallError::InvalidFile {
+                path: pipfile.to_path_buf(),
+                what: "Pipfile",
+                message: error.to_string(),
+            })?;
+    let has_packages = document
+        .get("packages")
+        .and_then(toml_edit::Item::as_table_like)
+        .is_some_and(|packages| !packages.is_empty());
+    if has_packages {
+        return Ok(None);
+    }
+    let requires = document
+        .get("requires")
+        .and_then(|requires| requires.get("python_version"))
+        .and_then(toml_edit::Item::as_str)
+        .map(str::to_owned);
+    Ok(Some(requires))
 }
 
 /// Writes Pipfile.lock next to `pipfile` with pipenv, or explains how to.
@@ -376,16 +475,10 @@ fn install_python(
     fs_err::create_dir_all(&staged)?;
     staging.swap_in(&staged, &plan.target)?;
     remove_previous_target(context, state.record(Ecosystem::Python), &install.target)?;
-    let record = Record {
-        installer: Installer::Pip,
-        manifest: install.manifest.clone(),
-        target: install.target.clone(),
-        fingerprint: install.fingerprint.clone(),
-        tree: installed_tree_fingerprint(&plan.target)?
-            .to_hex()
-            .to_string(),
-    };
-    state.set(Ecosystem::Python, record)?;
+    let tree = installed_tree_fingerprint(&plan.target)?
+        .to_hex()
+        .to_string();
+    record_tree(state, Ecosystem::Python, install, tree)?;
     Ok(command.argv)
 }
 

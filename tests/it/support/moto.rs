@@ -97,6 +97,55 @@ impl Moto {
         arn.to_owned()
     }
 
+    /// Creates an IAM user allowed exactly `actions` (on every resource), with an access key,
+    /// and returns the key. The key only matters once [`Moto::enforce_iam`] was called.
+    pub fn create_user(&self, name: &str, actions: &[&str]) -> StaticCredentials {
+        let user = form_encode(name);
+        self.post_form(
+            "iam",
+            &format!("Action=CreateUser&Version=2010-05-08&UserName={user}"),
+        );
+        let policy = serde_json::json!({
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Action": actions, "Resource": "*"}],
+        });
+        self.post_form(
+            "iam",
+            &format!(
+                "Action=PutUserPolicy&Version=2010-05-08&UserName={user}&PolicyName=lamina&\
+                 PolicyDocument={}",
+                form_encode(&policy.to_string())
+            ),
+        );
+        let response = self.post_form(
+            "iam",
+            &format!("Action=CreateAccessKey&Version=2010-05-08&UserName={user}"),
+        );
+        let field = |tag: &str| {
+            let value = between(&response, &format!("<{tag}>"), &format!("</{tag}>"));
+            value
+                .unwrap_or_else(|| panic!("CreateAccessKey gave no {tag}:\n{response}"))
+                .to_owned()
+        };
+        StaticCredentials {
+            access_key_id: field("AccessKeyId"),
+            secret_access_key: field("SecretAccessKey"),
+        }
+    }
+
+    /// From now on, the server checks every request's signature against the access keys it
+    /// created and the caller's IAM policies, as AWS does. The `test` keys stop working, and so
+    /// do this helper's own IAM calls.
+    pub fn enforce_iam(&self) {
+        let request = format!(
+            "POST /moto-api/reset-auth HTTP/1.0\r\nHost: 127.0.0.1:{}\r\n\
+             Content-Length: 1\r\n\r\n0",
+            self.port
+        );
+        let response = http(self.port, &request).expect("moto answers reset-auth");
+        assert!(response.contains(" 200 "), "{response}");
+    }
+
     /// Every AWS API request answered since the server started or since
     /// [`Moto::clear_requests`] (the helper's own calls to `/moto-api/` are left out).
     pub fn requests(&self) -> Vec<Recorded> {
@@ -367,6 +416,23 @@ impl Sdk {
             .iter()
             .filter_map(|layer| layer.arn().map(str::to_owned))
             .collect()
+    }
+
+    /// The numbers of a layer's versions, as ListLayerVersions reports them, in order.
+    pub fn layer_version_numbers(&self, layer: &str) -> Vec<u64> {
+        let listing = self.lambda.list_layer_versions().layer_name(layer).send();
+        let output = match self.block_on(listing) {
+            Ok(output) => output,
+            Err(error) if format!("{error:?}").contains("ResourceNotFound") => return Vec::new(),
+            Err(error) => panic!("ListLayerVersions: {error:?}"),
+        };
+        let mut numbers: Vec<u64> = output
+            .layer_versions()
+            .iter()
+            .map(|version| version.version as u64)
+            .collect();
+        numbers.sort();
+        numbers
     }
 
     pub fn function_code_sha256(&self, function: &str) -> String {

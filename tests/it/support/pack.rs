@@ -39,10 +39,10 @@ pub fn entries_from_dir(root: &Path) -> Vec<PackEntry> {
                     disk_path: None,
                 }
             } else {
-                let content = std::fs::read(&path).unwrap();
+                let mut hasher = blake3::Hasher::new();
+                std::io::copy(&mut std::fs::File::open(&path).unwrap(), &mut hasher).unwrap();
                 let mode = metadata.permissions().mode();
-                let entry =
-                    Entry::file(relative, mode, content.len() as u64, blake3::hash(&content));
+                let entry = Entry::file(relative, mode, metadata.len(), hasher.finalize());
                 PackEntry {
                     entry,
                     disk_path: Some(path),

@@ -36,9 +36,11 @@ impl Machine {
         );
         let layer = root.join("layers/shared");
         let files: [(&str, &str); 11] = [
+            // No lib/nodejs/package.json: a layer that declares dependencies gets them
+            // installed by push, which would replace this hand-made node_modules.
             (
-                "lib/nodejs/package.json",
-                r#"{"name":"shared","dependencies":{}}"#,
+                "lib/nodejs/NOTES.md",
+                "Hand-made packages for the cache tests.\n",
             ),
             (
                 "lib/nodejs/node_modules/left-pad/package.json",
