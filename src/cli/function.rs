@@ -10,7 +10,7 @@ use super::{display_relative, output, prompt, Context};
 use crate::deploy::Target;
 use crate::manifest::{
     check, default_function_source, FunctionConfig, LayerRef, Manifest, ManifestError,
-    RuntimeFamily, TargetKind, DEFAULT_NODE_RUNTIME,
+    RuntimeFamily, TargetKind, DEFAULT_NODE_RUNTIME, MAX_LAYERS_PER_FUNCTION,
 };
 
 #[derive(Debug, clap::Subcommand)]
@@ -207,6 +207,13 @@ fn parse_refs(values: &[String]) -> Result<Vec<LayerRef>> {
             bail!("--layer: `{value}` refers to a layer that is already in the list");
         }
         refs.push(reference);
+    }
+    if refs.len() > MAX_LAYERS_PER_FUNCTION {
+        bail!(
+            "--layer: {} layers given; Lambda attaches at most {MAX_LAYERS_PER_FUNCTION} to a \
+             function, external ARNs included",
+            refs.len()
+        );
     }
     Ok(refs)
 }

@@ -53,10 +53,8 @@ struct PushOutput {
 }
 
 pub(crate) fn run(context: &Context, args: PushArgs, bars: &Bars) -> Result<()> {
-    // Refused before any work, so that a script learns at once that it needs --yes.
-    if !args.yes && !prompt::stdin_is_terminal() {
-        bail!("{NEEDS_YES}");
-    }
+    // Without a terminal and without --yes the push still builds and plans, so that a script
+    // sees what would be published (and any problem of the plan) before it is refused.
     let manifest = context.manifest()?;
     let layers: Vec<_> = manifest.layers.values().collect();
     let installs = install_layers(context, &manifest, &layers, &args.installs, bars)?;

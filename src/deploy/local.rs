@@ -39,7 +39,7 @@ use time::OffsetDateTime;
 use crate::access::AccessSet;
 use crate::deploy::{
     code_sha256, sha256_hex, utc_timestamp, AccessChange, DeployError, DeployFunction,
-    FunctionState, LayerVersion, PublishLayer, Target,
+    FunctionState, LayerVersion, Publication, PublishLayer, Target,
 };
 use crate::digest::Digest;
 
@@ -273,6 +273,24 @@ impl LocalRegistry {
         written.map_err(io_error("store", &blob))?;
         Ok(sha256)
     }
+
+    /// Stores the blob and writes the counter and the record; the caller holds the lock.
+    fn publish_locked(&self, request: &PublishLayer) -> Result<LayerVersion, DeployError> {
+        let sha256 = self.store_blob(&request.zip_path, &request.code_sha256)?;
+        let version = self.next_version(&request.layer)?;
+
+        let counter = LayerCounter {
+            format: RECORD_FORMAT,
+            layer: request.layer.clone(),
+            last_version: version,
+        };
+        write_record(&self.counter_path(&request.layer), &counter)?;
+
+        let record = VersionRecord::new(request, version, &sha256);
+        write_record(&self.version_path(&request.layer, version), &record)?;
+        tracing::debug!(layer = %request.layer, version, "layer version recorded");
+        Ok(record.to_layer_version())
+    }
 }
 
 impl Target for LocalRegistry {
@@ -289,26 +307,38 @@ impl Target for LocalRegistry {
             .collect())
     }
 
+    /// Returns the existing version instead when one holds the request's CodeSha256, so that
+    /// two pushes racing with the same content publish it once.
     fn publish_layer_version(
         &mut self,
         request: &PublishLayer,
     ) -> Result<LayerVersion, DeployError> {
+        match self.publish_layer_version_once(request)? {
+            Publication::Published(version) | Publication::Found(version) => Ok(version),
+        }
+    }
+
+    /// The check for an existing version and the publish happen under the registry lock, so a
+    /// concurrent push either sees this process's version or publishes before it takes the lock.
+    fn publish_layer_version_once(
+        &mut self,
+        request: &PublishLayer,
+    ) -> Result<Publication, DeployError> {
         check_name("layer", &request.layer)?;
         let _lock = self.lock()?;
-        let sha256 = self.store_blob(&request.zip_path, &request.code_sha256)?;
-        let version = self.next_version(&request.layer)?;
-
-        let counter = LayerCounter {
-            format: RECORD_FORMAT,
-            layer: request.layer.clone(),
-            last_version: version,
-        };
-        write_record(&self.counter_path(&request.layer), &counter)?;
-
-        let record = VersionRecord::new(request, version, &sha256);
-        write_record(&self.version_path(&request.layer, version), &record)?;
-        tracing::debug!(layer = %request.layer, version, "layer version recorded");
-        Ok(record.to_layer_version())
+        let records = self.version_records(&request.layer)?;
+        let matching = records
+            .into_iter()
+            .filter(|(_, record)| record.code_sha256 == request.code_sha256);
+        if let Some((_, record)) = matching.max_by_key(|(_, record)| record.version) {
+            tracing::debug!(
+                layer = %request.layer,
+                version = record.version,
+                "an existing version holds this content; not published"
+            );
+            return Ok(Publication::Found(record.to_layer_version()));
+        }
+        self.publish_locked(request).map(Publication::Published)
     }
 
     fn reconcile_access(
@@ -584,7 +614,23 @@ fn check_version_record(
             ),
         });
     }
-    Ok(())
+    check_hashes_agree(path, &record.sha256, &record.code_sha256)
+}
+
+/// A record's hex `sha256` and base64 `code_sha256` are one hash written twice. When they
+/// disagree, the record cannot say which content it holds: planning compares `code_sha256` and
+/// would publish that content again.
+fn check_hashes_agree(path: &Path, sha256: &str, code_sha256: &str) -> Result<(), DeployError> {
+    let decoded = decode_code_sha256(code_sha256).ok();
+    if decoded.is_some_and(|bytes| sha256_hex(&bytes) == sha256) {
+        return Ok(());
+    }
+    Err(DeployError::DamagedRecord {
+        path: path.to_path_buf(),
+        reason: format!(
+            "its `code_sha256` {code_sha256} is not the base64 of its `sha256` {sha256}"
+        ),
+    })
 }
 
 fn check_function_record(
@@ -599,7 +645,7 @@ fn check_function_record(
             reason: format!("it describes function `{}`, not `{name}`", record.name),
         });
     }
-    Ok(())
+    check_hashes_agree(path, &record.sha256, &record.code_sha256)
 }
 
 /// Layer and function names become file names, so they are held to the manifest's rule.

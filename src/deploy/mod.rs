@@ -61,6 +61,16 @@ pub struct LayerVersion {
     pub unzipped_size: Option<u64>,
 }
 
+/// What [`Target::publish_layer_version_once`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Publication {
+    /// A new version was published.
+    Published(LayerVersion),
+    /// A version with the same CodeSha256 existed when the publish was about to happen (the
+    /// newest such); nothing was published.
+    Found(LayerVersion),
+}
+
 /// A request to publish a new layer version from a built zip.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PublishLayer {
@@ -164,10 +174,21 @@ pub enum DeployError {
 
     #[error(
         "the zip `{}` has SHA-256 {found}, but the build reported {expected}: it changed after \
-         the build; run the command again to rebuild it",
+         the build; delete it and run the command again to rebuild it",
         path.display()
     )]
     ZipChanged {
+        path: PathBuf,
+        expected: String,
+        found: String,
+    },
+
+    #[error(
+        "the built zip `{}` was damaged and has been removed (its SHA-256 is {found}, but the \
+         build reported {expected}); run the command again to rebuild it",
+        path.display()
+    )]
+    DamagedZipRemoved {
         path: PathBuf,
         expected: String,
         found: String,
@@ -234,6 +255,17 @@ pub trait Target {
         &mut self,
         request: &PublishLayer,
     ) -> Result<LayerVersion, DeployError>;
+    /// Publishes a new version unless one with the request's CodeSha256 already exists, which
+    /// another process may have published since the push was planned. A target that can check
+    /// and publish as one step (the local registry, under its lock) overrides this; the default
+    /// publishes unconditionally.
+    fn publish_layer_version_once(
+        &mut self,
+        request: &PublishLayer,
+    ) -> Result<Publication, DeployError> {
+        self.publish_layer_version(request)
+            .map(Publication::Published)
+    }
     /// Makes the version's access exactly `desired` (plus the owning account), touching only the
     /// statements lamina owns.
     fn reconcile_access(

@@ -14,7 +14,8 @@
 //! Every check runs before anything is published, and all problems are reported together in
 //! [`PushError::Invalid`]: at most [`MAX_LAYERS`] layers per function (external ARNs count), each
 //! layer's runtimes include the function's runtime (a layer listing no runtimes fits all), code
-//! plus layers unzip to at most [`MAX_UNZIPPED_BYTES`], a description of 1 to
+//! plus layers unzip to at most [`MAX_UNZIPPED_BYTES`] (and so does a new layer version on its
+//! own, attached or not: over it, no function could use it), a description of 1 to
 //! [`MAX_DESCRIPTION_CHARS`] characters, and pinned versions that exist. What cannot be checked
 //! (the size and runtimes of a layer outside the project) becomes a note in the plan.
 //!
@@ -228,10 +229,27 @@ pub enum PlanProblem {
     },
 
     #[error(
+        "layer `{layer}` unzips to {size} bytes, over Lambda's limit of {limit} bytes for a \
+         function and all its layers, so no function could use it; make the layer smaller or \
+         split it"
+    )]
+    LayerTooLarge {
+        layer: String,
+        size: u64,
+        limit: u64,
+    },
+
+    #[error(
         "the description has {length} characters, but a layer version's must have 1 to \
          {MAX_DESCRIPTION_CHARS}; pass another with `--description`"
     )]
     BadDescription { length: usize },
+
+    #[error(
+        "the description is only whitespace, which shows as nothing in version lists; pass one \
+         that says what changed with `--description`"
+    )]
+    BlankDescription,
 
     #[error(
         "function `{function}` pins layer `{layer}` version {version}, which does not exist on the \
@@ -405,6 +423,8 @@ impl Planner<'_> {
         let length = description.chars().count();
         if !(1..=MAX_DESCRIPTION_CHARS).contains(&length) {
             self.problems.push(PlanProblem::BadDescription { length });
+        } else if description.trim().is_empty() {
+            self.problems.push(PlanProblem::BlankDescription);
         }
     }
 
@@ -444,17 +464,7 @@ impl Planner<'_> {
             .filter(|version| version.code_sha256 == zip.code_sha256);
         let action = match matching.max_by_key(|version| version.version) {
             Some(version) => LayerAction::Unchanged(version.clone()),
-            None => LayerAction::Publish(PublishLayer {
-                layer: config.name.clone(),
-                zip_path: zip.path.clone(),
-                code_sha256: zip.code_sha256.clone(),
-                zip_size: zip.size,
-                description: description.to_string(),
-                runtimes: config.runtimes.clone(),
-                architectures: config.architectures.clone(),
-                digest: zip.digest,
-                unzipped_size: zip.unzipped_size,
-            }),
+            None => self.publish_request(config, zip, description),
         };
         tracing::debug!(layer = %config.name, ?action, "layer planned");
         Ok(LayerPlan {
@@ -463,6 +473,34 @@ impl Planner<'_> {
             code_sha256: zip.code_sha256.clone(),
             action,
             access: config.access.clone(),
+        })
+    }
+
+    /// A new version, checked against Lambda's size limit: a layer over it alone could never be
+    /// attached to any function.
+    fn publish_request(
+        &mut self,
+        config: &LayerConfig,
+        zip: &BuiltZip,
+        description: &str,
+    ) -> LayerAction {
+        if zip.unzipped_size > MAX_UNZIPPED_BYTES {
+            self.problems.push(PlanProblem::LayerTooLarge {
+                layer: config.name.clone(),
+                size: zip.unzipped_size,
+                limit: MAX_UNZIPPED_BYTES,
+            });
+        }
+        LayerAction::Publish(PublishLayer {
+            layer: config.name.clone(),
+            zip_path: zip.path.clone(),
+            code_sha256: zip.code_sha256.clone(),
+            zip_size: zip.size,
+            description: description.to_string(),
+            runtimes: config.runtimes.clone(),
+            architectures: config.architectures.clone(),
+            digest: zip.digest,
+            unzipped_size: zip.unzipped_size,
         })
     }
 

@@ -1,6 +1,6 @@
 //! Checks of single values that have one right answer: names, runtimes, handlers, paths, ARNs.
 
-use std::path::{Component, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
 use super::*;
 
@@ -52,18 +52,49 @@ pub fn handler(value: &str, runtime: &str) -> Result<(), ValueError> {
     }
 }
 
-/// A relative path without `..` or a leading `/`.
+/// A relative path without `..` or a leading `/`, and not in `.lamina`. The project root (`.`)
+/// is allowed: the engine never scans `.lamina`, wherever a walk starts.
 pub fn relative_path(value: &str) -> Result<PathBuf, ValueError> {
     let path = PathBuf::from(value);
     let inside = path
         .components()
         .all(|part| matches!(part, Component::Normal(_) | Component::CurDir));
-    match !value.is_empty() && inside {
-        true => Ok(path),
-        false => Err(ValueError::BadPath {
+    if value.is_empty() || !inside {
+        return Err(ValueError::BadPath {
             value: value.to_string(),
-        }),
+        });
     }
+    let first = path.components().find(|part| *part != Component::CurDir);
+    if first == Some(Component::Normal(STATE_DIR.as_ref())) {
+        return Err(ValueError::StateFolderPath {
+            value: value.to_string(),
+        });
+    }
+    Ok(path)
+}
+
+/// Where an existing relative path really leads: a symlink on the way may take it out of the
+/// project or into `.lamina`, which [`relative_path`] cannot see. A path that does not exist
+/// (yet) passes; the build reports it.
+pub fn resolved_path(root: &Path, value: &str) -> Result<(), ValueError> {
+    let (Ok(real_root), Ok(real)) = (
+        fs_err::canonicalize(root),
+        fs_err::canonicalize(root.join(value)),
+    ) else {
+        return Ok(());
+    };
+    if !real.starts_with(&real_root) {
+        return Err(ValueError::PathLeavesProject {
+            value: value.to_string(),
+            target: real,
+        });
+    }
+    if real.starts_with(real_root.join(STATE_DIR)) {
+        return Err(ValueError::StateFolderPath {
+            value: value.to_string(),
+        });
+    }
+    Ok(())
 }
 
 pub fn role(value: &str) -> Result<(), ValueError> {

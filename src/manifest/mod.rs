@@ -264,6 +264,17 @@ pub enum ValueError {
     BadRegion { value: String },
     #[error("`{value}` must be a relative path inside the project, such as `layers/shared`")]
     BadPath { value: String },
+    #[error(
+        "`{value}` is in `.lamina`, lamina's own folder, which is never packed; name a folder of \
+         the project outside it"
+    )]
+    StateFolderPath { value: String },
+    #[error(
+        "`{value}` leads to `{}`, outside the project, through a symbolic link; move the folder \
+         into the project or name the real folder inside it",
+        target.display()
+    )]
+    PathLeavesProject { value: String, target: PathBuf },
     #[error("`{value}` is listed twice")]
     Duplicate { value: String },
     #[error("`{value}` must not be empty")]
@@ -330,16 +341,6 @@ pub enum ManifestError {
         function: String,
         reference: String,
         known: String,
-    },
-    #[error(
-        "{location}: function `{function}` uses {count} layers; Lambda allows at most {max}, \
-         external ARNs included"
-    )]
-    TooManyLayers {
-        location: Location,
-        function: String,
-        count: usize,
-        max: usize,
     },
     #[error(
         "{location}: function `{function}` uses layer `{layer}` twice; Lambda attaches one \

@@ -233,8 +233,9 @@ impl Reader<'_> {
         Ok(())
     }
 
-    /// Lambda attaches at most five layers, and one version of each; a project reference must
-    /// name a project layer.
+    /// Lambda attaches one version of each layer; a project reference must name a project layer.
+    /// The limit of five layers is a check of the push plan, not of the manifest, so that the
+    /// commands that would fix a function over the limit still load the project.
     fn check_function_layers(
         &self,
         location: Location,
@@ -242,14 +243,6 @@ impl Reader<'_> {
         manifest: &Manifest,
     ) -> Result<(), ManifestError> {
         let name = || function.name.clone();
-        if function.layers.len() > MAX_LAYERS_PER_FUNCTION {
-            return Err(ManifestError::TooManyLayers {
-                location,
-                function: name(),
-                count: function.layers.len(),
-                max: MAX_LAYERS_PER_FUNCTION,
-            });
-        }
         for (index, reference) in function.layers.iter().enumerate() {
             if let Some(layer) = reference.layer_name() {
                 if !manifest.layers.contains_key(layer) {
@@ -391,9 +384,14 @@ impl Reader<'_> {
         key: &str,
     ) -> Result<Option<PathBuf>, ManifestError> {
         match self.string(table, prefix, key)? {
-            Some((value, span)) => check::relative_path(&value)
-                .map(Some)
-                .map_err(|problem| self.invalid(&dotted(prefix, key), span, problem)),
+            Some((value, span)) => {
+                let root = self.path.parent().unwrap_or(Path::new(""));
+                let checked = check::relative_path(&value)
+                    .and_then(|path| check::resolved_path(root, &value).map(|()| path));
+                checked
+                    .map(Some)
+                    .map_err(|problem| self.invalid(&dotted(prefix, key), span, problem))
+            }
             None => Ok(None),
         }
     }

@@ -724,17 +724,26 @@ fn cli_edits_keep_the_users_comments() {
 }
 
 #[test]
-fn push_without_a_terminal_or_yes_stops_and_says_to_pass_yes() {
+fn push_without_a_terminal_or_yes_shows_the_plan_then_stops_and_says_to_pass_yes() {
     let dir = example_project();
-    lamina(dir.path())
+    let output = lamina(dir.path())
         .arg("push")
         .assert()
         .failure()
-        .stderr(predicate::str::contains("error: ").and(predicate::str::contains("pass --yes")));
+        .stderr(predicate::str::contains("error: ").and(predicate::str::contains("pass --yes")))
+        .get_output()
+        .stdout
+        .clone();
+    let plan = String::from_utf8(output).unwrap();
     assert!(
-        !dir.path().join(".lamina/registry").exists(),
-        "nothing was published"
+        plan.contains("shared") && plan.contains("reporting"),
+        "{plan}"
     );
+    let versions = dir.path().join(".lamina/registry/layers/shared/versions");
+    let published = std::fs::read_dir(&versions)
+        .map(|dir| dir.count())
+        .unwrap_or(0);
+    assert_eq!(published, 0, "nothing was published");
 }
 
 #[test]
@@ -1609,4 +1618,93 @@ fn files_written_atomically_are_readable_by_everyone() {
         .assert()
         .success();
     assert_eq!(mode(&manifest), 0o664, "an edited manifest keeps its mode");
+}
+
+#[test]
+fn a_damaged_built_zip_is_removed_and_rebuilt_on_the_next_push() {
+    let dir = project();
+    lamina(dir.path())
+        .args(["layer", "add", "cfg", "--runtime", "nodejs"])
+        .assert()
+        .success();
+    support::write(dir.path(), "layers/cfg/opt/settings.json", b"{\"a\": 1}\n");
+    let built = json_run(dir.path(), &["build"]);
+    let zip_path = PathBuf::from(built["layers"][0]["zip"].as_str().unwrap());
+    // One byte flipped: same size, so the build reuses the zip by name and size.
+    let mut bytes = std::fs::read(&zip_path).unwrap();
+    bytes[40] ^= 0xff;
+    std::fs::write(&zip_path, &bytes).unwrap();
+
+    lamina(dir.path())
+        .args(["push", "--yes"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("was damaged and has been removed"));
+    assert!(!zip_path.exists());
+    lamina(dir.path())
+        .args(["push", "--yes"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("layer `cfg`: published version 1"));
+}
+
+#[test]
+fn function_add_with_six_layers_names_the_flag_and_count() {
+    let dir = example_project();
+    let mut command = lamina(dir.path());
+    command.args([
+        "function",
+        "add",
+        "six",
+        "--runtime",
+        "nodejs22.x",
+        "--handler",
+        "index.handler",
+    ]);
+    for n in 1..=6 {
+        command.args([
+            "--layer",
+            &format!("arn:aws:lambda:eu-west-1:123456789012:layer:l{n}:1"),
+        ]);
+    }
+    command
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("--layer: 6 layers given"));
+}
+
+#[test]
+fn a_function_over_the_layer_limit_can_be_repaired_with_lamina() {
+    let dir = example_project();
+    let manifest = dir.path().join("lamina.toml");
+    let refs: Vec<String> = (1..=6)
+        .map(|n| format!("\"arn:aws:lambda:eu-west-1:123456789012:layer:l{n}:1\""))
+        .collect();
+    let mut text = std::fs::read_to_string(&manifest).unwrap();
+    text.push_str(&format!(
+        "\n[functions.wide]\nruntime = \"nodejs22.x\"\nhandler = \"index.handler\"\n\
+         layers = [{}]\n",
+        refs.join(", ")
+    ));
+    std::fs::write(&manifest, text).unwrap();
+    std::fs::create_dir_all(dir.path().join("functions/wide/src")).unwrap();
+    std::fs::write(
+        dir.path().join("functions/wide/src/index.js"),
+        "exports.handler = 1;\n",
+    )
+    .unwrap();
+
+    lamina(dir.path())
+        .args(["push", "--yes"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("wide"));
+    lamina(dir.path())
+        .args(["function", "update", "wide", "--no-layers"])
+        .assert()
+        .success();
+    lamina(dir.path())
+        .args(["push", "--yes"])
+        .assert()
+        .success();
 }

@@ -978,8 +978,12 @@ fn a_push_interrupted_midway_reports_what_it_did_and_a_rerun_finishes_it() {
         panic!("{error:?}")
     };
     assert!(
-        matches!(source, DeployError::ZipChanged { .. }),
+        matches!(source, DeployError::DamagedZipRemoved { .. }),
         "{source:?}"
+    );
+    assert!(
+        !zip_path.exists(),
+        "the damaged zip is removed so that it is rebuilt"
     );
     assert_eq!(
         layer_actions(completed),
@@ -1091,5 +1095,109 @@ fn the_plan_renders_what_it_will_do() {
             .iter()
             .any(|l| l == "function `api`: create; layers: shared:new"),
         "{lines:?}"
+    );
+}
+
+#[test]
+fn two_pushes_planned_together_publish_the_same_content_once() {
+    let mut project = Project::new();
+    project.layer("shared", &[NODE], "v1");
+    project.function("api", NODE, vec![latest("shared")]);
+    let root = project.registry.root().to_path_buf();
+    let plans = [project.plan().unwrap(), project.plan().unwrap()];
+
+    // Both plans say "publish", as two processes that planned before either published; they
+    // execute at once, each with its own handle on the registry.
+    let barrier = std::sync::Barrier::new(2);
+    let reports: Vec<PushReport> = std::thread::scope(|scope| {
+        let handles: Vec<_> = plans
+            .iter()
+            .map(|plan| {
+                let (root, barrier) = (root.clone(), &barrier);
+                scope.spawn(move || {
+                    let mut registry = LocalRegistry::open(root).unwrap();
+                    barrier.wait();
+                    push::execute(plan, &mut registry, &NoProgress).unwrap()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|handle| handle.join().unwrap())
+            .collect()
+    });
+
+    assert_eq!(project.version_numbers("shared"), [1]);
+    let mut outcomes: Vec<LayerOutcome> = reports.iter().map(|r| r.layers[0].action).collect();
+    outcomes.sort_by_key(|outcome| *outcome == LayerOutcome::Unchanged);
+    assert_eq!(outcomes, [LayerOutcome::Published, LayerOutcome::Unchanged]);
+    for report in &reports {
+        assert_eq!(report.layers[0].version, 1);
+        assert_eq!(report.functions[0].layers, [arn("shared", 1)]);
+    }
+}
+
+#[test]
+fn a_whitespace_only_description_is_refused() {
+    let mut project = Project::new();
+    project.layer("shared", &[NODE], "v1");
+    let options = PlanOptions {
+        description: Some(" \t ".to_string()),
+        now: time::OffsetDateTime::now_utc(),
+    };
+    let Err(PushError::Invalid { problems }) = project.plan_with(options) else {
+        panic!("a blank description was accepted");
+    };
+    assert_eq!(problems, [PlanProblem::BlankDescription]);
+}
+
+#[test]
+fn a_layer_over_the_size_limit_is_refused_even_without_functions() {
+    let mut project = Project::new();
+    project.layer("huge", &[NODE], "huge");
+    let zip = project.layer_builds.get_mut("huge").unwrap().zip.as_mut();
+    zip.unwrap().unzipped_bytes = MAX_UNZIPPED_BYTES + 1;
+
+    let expected = PlanProblem::LayerTooLarge {
+        layer: "huge".to_string(),
+        size: MAX_UNZIPPED_BYTES + 1,
+        limit: MAX_UNZIPPED_BYTES,
+    };
+    assert_eq!(project.problems(), [expected]);
+    assert!(project.version_numbers("huge").is_empty());
+}
+
+#[test]
+fn a_record_whose_two_hashes_disagree_is_damaged_and_nothing_is_published_again() {
+    let mut project = Project::new();
+    project.layer("shared", &[NODE], "v1");
+    project.push();
+    let path = project.registry.version_path("shared", 1);
+    let mut record = read_json(&path);
+    let code_sha256 = record["code_sha256"].as_str().unwrap().to_string();
+    let first = if code_sha256.starts_with('A') {
+        "B"
+    } else {
+        "A"
+    };
+    record["code_sha256"] = format!("{first}{}", &code_sha256[1..]).into();
+    std::fs::write(&path, serde_json::to_vec(&record).unwrap()).unwrap();
+
+    let error = project.plan().unwrap_err();
+    let message = error.to_string();
+    assert!(
+        matches!(&error, PushError::Target(DeployError::DamagedRecord { path: p, .. }) if p == &path),
+        "{error:?}"
+    );
+    assert!(message.contains("`code_sha256`"), "{message}");
+    assert_eq!(
+        project
+            .registry
+            .root()
+            .join("layers/shared/versions")
+            .read_dir()
+            .unwrap()
+            .count(),
+        1
     );
 }

@@ -222,17 +222,16 @@ fn each_validation_error_names_file_key_and_value() {
 }
 
 #[test]
-fn a_function_may_use_at_most_five_layers() {
+fn a_function_over_the_layer_limit_still_loads_so_it_can_be_fixed() {
     let refs = (1..=6).map(|n| format!("\"arn:aws:lambda:eu-west-1:123456789012:layer:l{n}:1\""));
     let text = format!(
         "[functions.api]\nruntime = \"nodejs22.x\"\nhandler = \"index.handler\"\nlayers = [{}]\n",
         refs.collect::<Vec<_>>().join(", ")
     );
-    let error = Manifest::parse(Path::new("/p/lamina.toml"), &text).unwrap_err();
-    assert!(
-        matches!(error, ManifestError::TooManyLayers { count: 6, .. }),
-        "{error:?}"
-    );
+    // The push plan refuses it (see the deploy tests); loading must not, or `function update`
+    // could not repair it.
+    let manifest = Manifest::parse(Path::new("/p/lamina.toml"), &text).unwrap();
+    assert_eq!(manifest.functions["api"].layers.len(), 6);
 }
 
 const COMMENTED: &str = r#"# The shop's lamina project.
@@ -399,4 +398,48 @@ fn layers_are_added_to_a_manifest_without_any() {
         manifest.functions["api"],
         function("api", &["shared@latest"])
     );
+}
+
+#[test]
+fn a_layer_path_in_the_state_folder_is_refused_naming_key_and_value() {
+    for value in [".lamina", ".lamina/registry", "./.lamina/build"] {
+        let text = format!("[layers.x]\npath = \"{value}\"\n");
+        let error = Manifest::parse(Path::new("/p/lamina.toml"), &text).unwrap_err();
+        let message = error.to_string();
+        assert!(message.contains("`layers.x.path`"), "{message}");
+        assert!(message.contains(&format!("`{value}`")), "{message}");
+        assert!(message.contains("lamina's own folder"), "{message}");
+    }
+    // The project root is a valid layer: the engine never scans `.lamina` below it.
+    let root = Manifest::parse(Path::new("/p/lamina.toml"), "[layers.x]\npath = \".\"\n");
+    assert!(root.is_ok(), "{root:?}");
+}
+
+#[test]
+fn a_layer_path_that_links_out_of_the_project_is_refused() {
+    let outside = support::tempdir();
+    std::fs::create_dir_all(outside.path().join("opt")).unwrap();
+    let project = support::tempdir();
+    std::fs::create_dir_all(project.path().join("layers")).unwrap();
+    std::os::unix::fs::symlink(outside.path(), project.path().join("layers/ext")).unwrap();
+    std::os::unix::fs::symlink("../.lamina", project.path().join("layers/state")).unwrap();
+    std::fs::create_dir_all(project.path().join(".lamina")).unwrap();
+
+    let text = "[layers.x]\npath = \"layers/ext\"\n";
+    support::write(project.path(), "lamina.toml", text.as_bytes());
+    let message = Manifest::load(&project.path().join("lamina.toml"))
+        .unwrap_err()
+        .to_string();
+    assert!(message.contains("`layers.x.path`"), "{message}");
+    assert!(message.contains("`layers/ext`"), "{message}");
+    assert!(message.contains("outside the project"), "{message}");
+
+    let text = "[functions.f]\nruntime = \"nodejs22.x\"\nhandler = \"index.handler\"\n\
+                source = \"layers/state\"\n";
+    support::write(project.path(), "lamina.toml", text.as_bytes());
+    let message = Manifest::load(&project.path().join("lamina.toml"))
+        .unwrap_err()
+        .to_string();
+    assert!(message.contains("`functions.f.source`"), "{message}");
+    assert!(message.contains("lamina's own folder"), "{message}");
 }
