@@ -22,6 +22,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use rayon::prelude::*;
 use serde::Serialize;
@@ -33,6 +34,7 @@ use crate::cache::{
 use crate::digest::{self, Digest, Entry, EntryKind};
 use crate::pack::{self, PackEntry, PackError, PreviousZip};
 use crate::progress::{Phase, Progress};
+use crate::remote::{self, RemoteCache};
 use crate::scan::{
     self, fingerprint, PackageDir, PackageKind, ScanError, ScanOptions, ScannedEntry,
     SourceMapping, Stat,
@@ -68,6 +70,9 @@ pub struct BuildOptions {
     pub follow_external: bool,
     /// Only compute the digest and the changes; write no zip.
     pub status_only: bool,
+    /// A shared cache, asked for zips and package lists the local cache lacks and, in
+    /// read-write mode, given what was built (see [`crate::remote`]).
+    pub remote: Option<Arc<RemoteCache>>,
 }
 
 /// Where lamina keeps its own files: `.lamina/` at the project root.
@@ -278,22 +283,31 @@ pub fn build(
         .iter()
         .filter(|p| p.contents_skipped)
         .collect();
-    for package in &skipped {
+    let remote = options.remote.as_deref();
+    let lists = find_package_lists(
+        cache,
+        remote,
+        subject,
+        &skipped,
+        &known,
+        clock_ns,
+        &mut listing,
+    )?;
+    for (package, list) in skipped.iter().zip(lists) {
         splice_package(
-            cache,
             subject,
             package,
+            list,
             &scan_options,
-            &known,
             &mut listing,
             &mut stats,
-        )?;
+        );
     }
     listing.sort_and_check();
 
     let hashed = hash_stale(subject, &listing, &known, options.mode, clock_ns, progress);
-    stats.files_hashed = hashed.records.len() as u64;
-    stats.bytes_hashed = hashed.bytes;
+    stats.files_hashed += hashed.records.len() as u64;
+    stats.bytes_hashed += hashed.bytes;
     stats.stale = hashed.reasons.clone();
     listing.problems.extend(hashed.problems);
     if !listing.problems.is_empty() {
@@ -333,10 +347,13 @@ pub fn build(
         upsert_files: hashed.records.into_iter().collect(),
         remove_files: listing.removed_rows(&known, &skipped),
         used_packages: std::mem::take(&mut listing.used_packages),
+        packages: std::mem::take(&mut listing.fetched_packages),
         ..BuildUpdate::default()
     };
+    update.upsert_files.append(&mut listing.hashed_manifests);
     if changed || previous.is_none() {
-        update.packages = new_package_lists(cache, &output.packages, &entries)?;
+        let learned = new_package_lists(cache, &output.packages, &entries)?;
+        update.packages.extend(learned);
     }
     let unzipped_bytes = entries.iter().map(|entry| entry.size).sum();
     let mut report = BuildReport {
@@ -363,6 +380,7 @@ pub fn build(
         let packed = find_or_pack(
             state,
             cache,
+            remote,
             subject,
             &entries,
             &sources,
@@ -386,6 +404,11 @@ pub fn build(
         report.zip = Some(zip);
     }
     cache.commit_build(&subject.owner, update)?;
+    if let (Some(remote), Some(zip)) = (remote, &report.zip) {
+        let packages = remote::node_fingerprints(&output.packages, &entries);
+        remote.offer(cache, &state.build_dir(), zip, &packages);
+    }
+    remote::upkeep::record_build(cache, &report, remote);
     info!(subject = %name, digest = %digest.short(), status = ?report.status, "build finished");
     Ok(report)
 }
@@ -422,6 +445,13 @@ struct Listing {
     reused: HashMap<String, blake3::Hash>,
     /// The cached package lists that were used, so the cache knows they are still needed.
     used_packages: Vec<(PackageKind, blake3::Hash)>,
+    /// Package lists that came from the shared cache, to keep locally.
+    fetched_packages: Vec<(PackageKind, blake3::Hash, Vec<Entry>)>,
+    /// Stat rows of package.json files hashed to find their package's list.
+    hashed_manifests: Vec<(String, FileRecord)>,
+    /// Whether entries were appended after the scan (spliced lists or walked packages), which
+    /// leaves the listing out of order until [`Listing::sort_and_check`].
+    is_extended: bool,
     problems: Vec<Problem>,
 }
 
@@ -431,14 +461,18 @@ impl Listing {
             scanned,
             reused: HashMap::new(),
             used_packages: Vec::new(),
+            fetched_packages: Vec::new(),
+            hashed_manifests: Vec::new(),
+            is_extended: false,
             problems: problems.into_iter().map(Problem::from).collect(),
         }
     }
 
-    /// Puts spliced entries in order and checks the whole listing for zip path collisions again,
-    /// since a cached package list may now meet an entry from another source.
+    /// Puts spliced or walked package entries in order and checks the whole listing for zip
+    /// path collisions again, since a cached package list may now meet an entry from another
+    /// source.
     fn sort_and_check(&mut self) {
-        if self.reused.is_empty() {
+        if !self.is_extended {
             return;
         }
         let collisions = scan::check_collisions(&mut self.scanned);
@@ -517,76 +551,165 @@ fn is_below(path: &str, folder: &str) -> bool {
     path.len() > folder.len() && path.starts_with(folder) && path.as_bytes()[folder.len()] == b'/'
 }
 
-/// Replaces a skipped package with its cached file list, or walks it when the list is unknown.
-fn splice_package(
-    cache: &Cache,
-    subject: &Subject,
-    package: &PackageDir,
-    scan_options: &ScanOptions,
-    known: &HashMap<String, FileRecord>,
-    listing: &mut Listing,
-    stats: &mut BuildStats,
-) -> Result<(), BuildError> {
-    match package_fingerprint(subject, package, known) {
-        Ok(Some(fingerprint)) => {
-            if let Some(list) = cache.package_files(package.kind, &fingerprint)? {
-                debug!(package = %package.source_dir, "reusing the cached file list");
-                stats.packages_reused += 1;
-                listing.used_packages.push((package.kind, fingerprint));
-                for entry in list {
-                    let source_path = format!("{}/{}", package.source_dir, entry.path);
-                    if entry.kind == EntryKind::File {
-                        listing
-                            .reused
-                            .insert(source_path.clone(), entry.content_hash);
-                    }
-                    listing.scanned.push(ScannedEntry {
-                        zip_path: format!("{}/{}", package.zip_dir, entry.path),
-                        source_path,
-                        kind: entry.kind,
-                        stat: Stat {
-                            size: entry.size,
-                            mode: entry.mode,
-                            ..Stat::default()
-                        },
-                        link_target: entry.link_target,
-                    });
-                }
-                return Ok(());
-            }
-            debug!(package = %package.source_dir, "no cached file list: walking the package");
-        }
-        Ok(None) => debug!(package = %package.source_dir, "manifest changed: walking the package"),
-        Err(problem) => {
-            listing.problems.push(problem);
-            return Ok(());
-        }
-    }
-    let output = scan::scan_package(&subject.root, package, scan_options);
-    listing.scanned.extend(output.entries);
-    listing
-        .problems
-        .extend(output.problems.into_iter().map(Problem::from));
-    Ok(())
+/// Where a skipped package's file list comes from.
+enum PackageList {
+    /// A list known under the package's fingerprint; `manifest` is the stat row of its
+    /// package.json when that had to be hashed to find the fingerprint.
+    Found {
+        fingerprint: blake3::Hash,
+        entries: Vec<Entry>,
+        manifest: Option<FileRecord>,
+    },
+    /// No list is known: the package is walked after all.
+    Walk,
+    /// Its manifest could not be read; the problem is listed already.
+    Failed,
 }
 
-/// The fingerprint of a skipped package when it can be had without reading file content that
-/// changed: a node package's is its package.json's content hash, taken from the cache while the
-/// file's stat data still matches; `None` when it does not match (the package is then walked,
-/// which hashes the manifest with everything else). The Python install's fingerprint is derived
-/// from its Pipfile.lock, which is small and read every time.
+/// The file list of each skipped package, by fingerprint: from the local cache, else from the
+/// shared cache (all of a subject's misses asked for at once).
+#[allow(clippy::too_many_arguments)] // One call site; a struct would only rename the arguments.
+fn find_package_lists(
+    cache: &Cache,
+    remote: Option<&RemoteCache>,
+    subject: &Subject,
+    skipped: &[&PackageDir],
+    known: &HashMap<String, FileRecord>,
+    clock_ns: i64,
+    listing: &mut Listing,
+) -> Result<Vec<PackageList>, BuildError> {
+    let mut lists = Vec::with_capacity(skipped.len());
+    let mut wanted = Vec::new();
+    for package in skipped {
+        let (fingerprint, manifest) = match package_fingerprint(subject, package, known, clock_ns) {
+            Ok(found) => found,
+            Err(problem) => {
+                listing.problems.push(problem);
+                lists.push(PackageList::Failed);
+                continue;
+            }
+        };
+        match cache.package_files(package.kind, &fingerprint)? {
+            Some(entries) => lists.push(PackageList::Found {
+                fingerprint,
+                entries,
+                manifest,
+            }),
+            None => {
+                wanted.push((lists.len(), package.kind, fingerprint, manifest));
+                lists.push(PackageList::Walk);
+            }
+        }
+    }
+
+    let Some(remote) = remote.filter(|_| !wanted.is_empty()) else {
+        return Ok(lists);
+    };
+    let keys: Vec<_> = wanted.iter().map(|(_, kind, fp, _)| (*kind, *fp)).collect();
+    let fetched = remote.fetch_package_lists(&keys);
+    for ((index, kind, fingerprint, manifest), entries) in wanted.into_iter().zip(fetched) {
+        if let Some(entries) = entries {
+            listing
+                .fetched_packages
+                .push((kind, fingerprint, entries.clone()));
+            lists[index] = PackageList::Found {
+                fingerprint,
+                entries,
+                manifest,
+            };
+        }
+    }
+    Ok(lists)
+}
+
+/// Replaces a skipped package with its file list, or walks it when no list is known.
+fn splice_package(
+    subject: &Subject,
+    package: &PackageDir,
+    list: PackageList,
+    scan_options: &ScanOptions,
+    listing: &mut Listing,
+    stats: &mut BuildStats,
+) {
+    let (fingerprint, list, manifest) = match list {
+        PackageList::Found {
+            fingerprint,
+            entries,
+            manifest,
+        } => (fingerprint, entries, manifest),
+        PackageList::Failed => return,
+        PackageList::Walk => {
+            listing.is_extended = true;
+            debug!(package = %package.source_dir, "no cached file list: walking the package");
+            let output = scan::scan_package(&subject.root, package, scan_options);
+            listing.scanned.extend(output.entries);
+            listing
+                .problems
+                .extend(output.problems.into_iter().map(Problem::from));
+            return;
+        }
+    };
+    debug!(package = %package.source_dir, "reusing the cached file list");
+    listing.is_extended = true;
+    stats.packages_reused += 1;
+    if let Some(record) = manifest {
+        stats.files_hashed += 1;
+        stats.bytes_hashed += record.stat.size;
+        listing
+            .hashed_manifests
+            .push((package.manifest_path.clone(), record));
+    }
+    listing.used_packages.push((package.kind, fingerprint));
+    for entry in list {
+        let source_path = format!("{}/{}", package.source_dir, entry.path);
+        if entry.kind == EntryKind::File {
+            listing
+                .reused
+                .insert(source_path.clone(), entry.content_hash);
+        }
+        listing.scanned.push(ScannedEntry {
+            zip_path: format!("{}/{}", package.zip_dir, entry.path),
+            source_path,
+            kind: entry.kind,
+            stat: Stat {
+                size: entry.size,
+                mode: entry.mode,
+                ..Stat::default()
+            },
+            link_target: entry.link_target,
+        });
+    }
+}
+
+/// The fingerprint of a skipped package. A node package's is its package.json's content hash:
+/// taken from the cache while the file's stat data still matches, else read and hashed (a fresh
+/// checkout, an imported cache or a shared one can then still find the list; the stat row comes
+/// back with it). The Python install's fingerprint is derived from its Pipfile.lock, which is
+/// small and read every time.
 fn package_fingerprint(
     subject: &Subject,
     package: &PackageDir,
     known: &HashMap<String, FileRecord>,
-) -> Result<Option<blake3::Hash>, Problem> {
+    clock_ns: i64,
+) -> Result<(blake3::Hash, Option<FileRecord>), Problem> {
     match package.kind {
         PackageKind::Node => {
             let record = known.get(&package.manifest_path);
-            Ok(match cache::freshness(record, &package.manifest_stat) {
-                Ok(()) => record.map(|record| record.content_hash),
-                Err(_) => None,
-            })
+            if let (Ok(()), Some(record)) =
+                (cache::freshness(record, &package.manifest_stat), record)
+            {
+                return Ok((record.content_hash, None));
+            }
+            let path = subject.root.join(&package.manifest_path);
+            let hash = hash_file(&path, package.manifest_stat.size)
+                .map_err(|source| Problem::Read { path, source })?;
+            let record = FileRecord {
+                stat: package.manifest_stat,
+                content_hash: hash,
+                link_target: None,
+                clock_ns,
+            };
+            Ok((hash, Some(record)))
         }
         PackageKind::Python => {
             let path = subject.root.join(&package.manifest_path);
@@ -595,7 +718,7 @@ fn package_fingerprint(
                 source,
             })?;
             fingerprint::python_lock_fingerprint(&bytes)
-                .map(Some)
+                .map(|fingerprint| (fingerprint, None))
                 .map_err(|error| Problem::Lock {
                     path,
                     reason: error.to_string(),
@@ -771,6 +894,7 @@ fn read_full(file: &mut impl Read, buffer: &mut [u8]) -> std::io::Result<usize> 
 fn find_or_pack(
     state: &StateDir,
     cache: &Cache,
+    remote: Option<&RemoteCache>,
     subject: &Subject,
     entries: &[Entry],
     sources: &[&str],
@@ -786,6 +910,9 @@ fn find_or_pack(
             return Ok((zip, BuildStatus::Cached));
         }
         debug!(digest = %digest.short(), "recorded zip is missing from the build folder: packing");
+    }
+    if let Some(zip) = remote.and_then(|remote| remote.fetch_zip(&build_dir, &digest, entries)) {
+        return Ok((zip, BuildStatus::Cached));
     }
 
     let previous_zip = match previous {

@@ -26,4 +26,5 @@ pub mod install;
 pub mod manifest;
 pub mod pack;
 pub mod progress;
+pub mod remote;
 pub mod scan;

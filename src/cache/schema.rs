@@ -112,6 +112,28 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     CREATE INDEX aws_layer_versions_by_content
         ON aws_layer_versions (region, account, layer, code_sha256);
     ",
+    // 4: what `lamina cache stats` and `gc` read, and what this machine knows of a remote cache
+    // (`src/remote/`). All three tables are machine-local.
+    "
+    CREATE TABLE build_history (
+        owner    TEXT    NOT NULL,
+        digest   BLOB    NOT NULL CHECK (length(digest) = 32),
+        built_at INTEGER NOT NULL,
+        PRIMARY KEY (owner, digest)
+    ) WITHOUT ROWID;
+
+    CREATE TABLE run_counters (
+        name  TEXT    NOT NULL PRIMARY KEY,
+        run   TEXT    NOT NULL,
+        value INTEGER NOT NULL
+    ) WITHOUT ROWID;
+
+    CREATE TABLE remote_objects (
+        remote TEXT NOT NULL,
+        key    TEXT NOT NULL,
+        PRIMARY KEY (remote, key)
+    ) WITHOUT ROWID;
+    ",
 ];
 
 /// Brings the database at `path` up to [`SCHEMA_VERSION`](super::SCHEMA_VERSION), or explains why it cannot.

@@ -40,6 +40,7 @@ impl EngineArgs {
             mode: self.fingerprint,
             follow_external: self.follow_external,
             status_only,
+            ..BuildOptions::default()
         }
     }
 }
@@ -115,6 +116,8 @@ pub(super) struct Engine<'m> {
     manifest: &'m Manifest,
     state: StateDir,
     cache: Cache,
+    /// The shared cache of `[cache] remote` or `LAMINA_REMOTE_CACHE`, if any.
+    remote: Option<std::sync::Arc<crate::remote::RemoteCache>>,
 }
 
 impl<'m> Engine<'m> {
@@ -123,11 +126,21 @@ impl<'m> Engine<'m> {
         fs_err::create_dir_all(&state.path)?;
         let cache = Cache::open(&state.cache_db())
             .with_context(|| format!("cannot open the cache `{}`", state.cache_db().display()))?;
+        let remote = super::cache::open_remote(manifest)?.map(std::sync::Arc::new);
         Ok(Engine {
             manifest,
             state,
             cache,
+            remote,
         })
+    }
+
+    /// `options` with the project's shared cache.
+    fn with_remote(&self, options: &BuildOptions) -> BuildOptions {
+        BuildOptions {
+            remote: self.remote.clone(),
+            ..options.clone()
+        }
     }
 
     pub(super) fn build_layer(
@@ -141,11 +154,12 @@ impl<'m> Engine<'m> {
             root: self.manifest.layer_root(layer),
             sources: SourceMapping::layer(),
         };
+        let options = self.with_remote(options);
         Ok(build::build(
             &self.state,
             &mut self.cache,
             &subject,
-            options,
+            &options,
             bars,
         )?)
     }
@@ -168,11 +182,12 @@ impl<'m> Engine<'m> {
             root: self.manifest.root.clone(),
             sources: SourceMapping::function(&source),
         };
+        let options = self.with_remote(options);
         Ok(build::build(
             &self.state,
             &mut self.cache,
             &subject,
-            options,
+            &options,
             bars,
         )?)
     }

@@ -11,6 +11,7 @@
 //! message naming the flag otherwise, so that scripts never hang on a prompt.
 
 mod build;
+mod cache;
 mod function;
 mod init;
 mod layer;
@@ -62,6 +63,9 @@ enum Command {
     Status(build::StatusArgs),
     /// Build everything, then publish new layer versions and deploy changed functions.
     Push(push::PushArgs),
+    /// Move the cache between machines (export, import) and look after it (stats, verify, gc).
+    #[command(subcommand)]
+    Cache(cache::CacheCommand),
 }
 
 /// What every command gets besides its own arguments.
@@ -135,6 +139,7 @@ fn run(context: &Context, command: Command, bars: &progress::Bars) -> Result<()>
         Command::Build(args) => build::run_build(context, args, bars),
         Command::Status(args) => build::run_status(context, args, bars),
         Command::Push(args) => push::run(context, args, bars),
+        Command::Cache(command) => cache::run(context, command),
     }
 }
 

@@ -9,5 +9,8 @@ mod engine;
 mod install;
 mod manifest;
 mod pack;
+mod portable;
+#[cfg(feature = "aws")]
+mod remote;
 mod scan;
 mod support;

@@ -57,3 +57,4 @@ pub fn tempdir() -> TempDir {
 
 #[cfg(feature = "aws")]
 pub mod moto;
+pub mod portable;
