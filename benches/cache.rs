@@ -3,7 +3,8 @@
 //!
 //! `cache_load_75k_rows` is the cache's part of a warm no-change `lamina status`: one query that
 //! loads every row of a layer. `cache_commit_75k_rows` is the write of a cold build: every row
-//! upserted in one transaction.
+//! upserted in one transaction. `cache_freshness_check_75k_files` is the stat check against the
+//! loaded rows: one map lookup and one [`freshness`] verdict per scanned file.
 //!
 //! Each runs twice: in wall time, and as `cpu/...` in the CPU time of the benchmark thread. The
 //! second is the one to quote from a machine shared with other work, where wall time mostly
@@ -14,7 +15,7 @@ use std::time::Duration;
 
 use criterion::measurement::{Measurement, ValueFormatter};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use lamina::cache::{BuildUpdate, Cache, FileRecord, Owner};
+use lamina::cache::{freshness, BuildUpdate, Cache, FileRecord, Owner};
 use lamina::scan::Stat;
 
 const ROWS: usize = 75_000;
@@ -108,14 +109,35 @@ fn cache_commit_75k_rows<M: Measurement + 'static>(c: &mut Criterion<M>, prefix:
     });
 }
 
+fn cache_freshness_check_75k_files<M: Measurement + 'static>(c: &mut Criterion<M>, prefix: &str) {
+    let known: std::collections::HashMap<String, FileRecord> = rows(i64::MAX).into_iter().collect();
+    // The scan's view: the same paths and stat data, as owned strings in another order.
+    let mut scanned: Vec<(String, Stat)> = known
+        .iter()
+        .map(|(path, record)| (path.clone(), record.stat))
+        .collect();
+    scanned.sort_by(|a, b| a.0.cmp(&b.0));
+    c.bench_function(&format!("{prefix}cache_freshness_check_75k_files"), |b| {
+        b.iter(|| {
+            let fresh = scanned
+                .iter()
+                .filter(|(path, stat)| freshness(known.get(path), stat).is_ok())
+                .count();
+            assert_eq!(fresh, ROWS);
+        })
+    });
+}
+
 fn wall_time(c: &mut Criterion) {
     cache_load_75k_rows(c, "");
     cache_commit_75k_rows(c, "");
+    cache_freshness_check_75k_files(c, "");
 }
 
 fn cpu_time(c: &mut Criterion<ThreadCpuTime>) {
     cache_load_75k_rows(c, "cpu/");
     cache_commit_75k_rows(c, "cpu/");
+    cache_freshness_check_75k_files(c, "cpu/");
 }
 
 /// The CPU time consumed by the calling thread (`CLOCK_THREAD_CPUTIME_ID`). SQLite runs on the

@@ -6,6 +6,7 @@
 #   LAMINA_CORPUS  where the corpora are (or are built): default $TMPDIR/lamina-corpus
 #   RUNS           timed runs of each command (default 5); medians are reported
 #   OUT            the table is also written here (default benches/results/compare-<date>.md)
+#   LAMINA_BIN     time this lamina binary instead of building one (to compare two versions)
 #
 # The corpora come from ../shared/bench/make-corpus.sh (real `npm ci` of pinned lock files). For
 # each one the script makes a scratch lamina project whose layer holds the tree (hard links, so
@@ -18,6 +19,12 @@
 #   - rebuild after one file changed vs lamina's own cold build;
 #   - peak resident memory of a cold build (`/usr/bin/time -v`).
 # Needs: a release build of lamina (built here), git, zip, b3sum, python3, /usr/bin/time.
+#
+# lamina is built with `--no-default-features`: the timed commands (status, build) run the engine
+# alone, which does not need the AWS SDK, and leaving the SDK out saves minutes of release
+# compilation on a small machine. The binary goes to $CARGO_TARGET_DIR when that is set.
+# The load average is sampled before and after each corpus and written with the table: on a
+# shared machine it says how much the absolute times can be trusted (the ratios less so).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/.." && pwd)
@@ -32,8 +39,12 @@ trap 'rm -rf "$WORK"' EXIT
 for tool in git zip b3sum python3 /usr/bin/time; do
   command -v "$tool" >/dev/null || { echo "compare.sh needs $tool" >&2; exit 2; }
 done
-(cd "$REPO" && cargo build --release --locked --quiet)
-LAMINA=$REPO/target/release/lamina
+if [ -n "${LAMINA_BIN:-}" ]; then
+  LAMINA=$LAMINA_BIN
+else
+  (cd "$REPO" && cargo build --release --locked --quiet --no-default-features)
+  LAMINA=${CARGO_TARGET_DIR:-$REPO/target}/release/lamina
+fi
 
 python3 - "$LAMINA" "$CORPUS" "$SHARED" "$WORK" "$RUNS" "$OUT" $WHICH <<'PY'
 import json, os, shutil, statistics, subprocess, sys, time
@@ -74,7 +85,9 @@ def peak_rss_mb(cmd):
 
 
 rows = []
+loads = []
 for name in which:
+    load_before = os.getloadavg()[0]
     sub = "python" if name == "py" else "nodejs"
     tree = os.path.join(corpus, name, sub)
     if not os.path.isdir(tree):
@@ -144,6 +157,7 @@ for name in which:
     sh(f"{forget}")
     rss = peak_rss_mb(f"{lam} build")
 
+    loads.append((name, load_before, os.getloadavg()[0]))
     rows.append((name, files, cold, warm, rebuild, lamina_size, zip_size, rss))
 
 
@@ -155,7 +169,10 @@ machine = subprocess.run("nproc; free -g | awk '/Mem/{print $2\" GiB\"}'; uname 
                          capture_output=True, text=True).stdout.split()
 lines = [f"# lamina vs other tools, {time.strftime('%Y-%m-%d', time.gmtime())}", "",
          f"Machine: {machine[0]} cores, {machine[1]} {machine[2]} RAM, Linux {machine[3]}; "
-         f"medians of {runs} alternating runs; release build.", ""]
+         f"medians of {runs} alternating runs; release build without the AWS SDK.",
+         "Load average (1 min) before / after each corpus: "
+         + "; ".join(f"{name} {before:.1f} / {after:.1f}" for name, before, after in loads)
+         + ".", ""]
 for name, files, cold, warm, rebuild, lamina_size, zip_size, rss in rows:
     git = warm["git status"]
     info = cold["zip -r -X -q -6"]

@@ -1,5 +1,10 @@
 //! End-to-end engine benchmarks on a generated node_modules-like tree: what `lamina build` and
 //! `lamina status` cost cold, warm, and after one file changed.
+//!
+//! `status_cold_hash_*` is cold hashing (an empty cache: every file read and hashed, no zip).
+//! `status_warm_*` takes the unchanged-listing shortcut; `status_warm_stat_rows_*` forgets the
+//! recorded listing first, so it measures the full warm path: loading the file rows, the stat
+//! check against them, the entry list, the digest and the diff.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -87,6 +92,16 @@ impl Fixture {
         build::build(&state, &mut cache, &self.subject, &options, &NoProgress).unwrap()
     }
 
+    /// Drops the recorded scan listings, so that the next warm run takes the full path.
+    fn forget_listings(&self) {
+        let state = StateDir::new(&self.project);
+        let cache = Cache::open(&state.cache_db()).unwrap();
+        cache
+            .connection()
+            .execute("DELETE FROM listings", [])
+            .unwrap();
+    }
+
     fn forget(&self) {
         let _ = std::fs::remove_dir_all(self.project.join(".lamina"));
     }
@@ -106,7 +121,22 @@ fn engine(c: &mut Criterion) {
         )
     });
 
+    group.bench_function(format!("status_cold_hash_{files}_files"), |b| {
+        b.iter_batched(
+            || fixture.forget(),
+            |()| fixture.run(FingerprintMode::Stat, true),
+            BatchSize::PerIteration,
+        )
+    });
+
     fixture.run(FingerprintMode::Stat, false);
+    group.bench_function(format!("status_warm_stat_rows_{files}_files"), |b| {
+        b.iter_batched(
+            || fixture.forget_listings(),
+            |()| fixture.run(FingerprintMode::Stat, true),
+            BatchSize::PerIteration,
+        )
+    });
     group.bench_function(format!("status_warm_stat_{files}_files"), |b| {
         b.iter(|| fixture.run(FingerprintMode::Stat, true))
     });

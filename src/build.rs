@@ -28,8 +28,10 @@ use rayon::prelude::*;
 use serde::Serialize;
 use tracing::{debug, info, warn};
 
+mod listing;
+
 use crate::cache::{
-    self, BuildUpdate, Cache, CacheError, FileRecord, Owner, StaleReason, ZipRecord,
+    self, BuildUpdate, Cache, CacheError, FileRecord, ListingRecord, Owner, StaleReason, ZipRecord,
 };
 use crate::digest::{self, Digest, Entry, EntryKind};
 use crate::pack::{self, PackEntry, PackError, PreviousZip};
@@ -111,6 +113,9 @@ pub struct BuildStats {
     pub packages_reused: u64,
     /// Why files were read again, by reason.
     pub stale: BTreeMap<String, u64>,
+    /// Subjects whose scan listing was the one recorded with their last digest, so that the
+    /// digest was reused without loading file rows or hashing (see `build/listing.rs`).
+    pub listings_reused: u64,
 }
 
 impl BuildStats {
@@ -122,6 +127,7 @@ impl BuildStats {
         self.entries_compressed += other.entries_compressed;
         self.entries_reused += other.entries_reused;
         self.packages_reused += other.packages_reused;
+        self.listings_reused += other.listings_reused;
         for (reason, count) in &other.stale {
             *self.stale.entry(reason.clone()).or_default() += count;
         }
@@ -274,6 +280,23 @@ pub fn build(
     progress.start(Phase::Scan, &name, 0);
     let output = scan::scan(&subject.root, &subject.sources, &scan_options);
     progress.finish();
+    let mode_name = listing_mode(options.mode);
+    let listing_key = mode_name.and_then(|mode| listing::key(&output, pack::FORMAT_LABEL, mode));
+    let recorded = match (mode_name, listing_key) {
+        (Some(mode), Some(_)) => cache.listing(&subject.owner, mode)?,
+        _ => None,
+    };
+    if let Some(key) = listing_key {
+        let reused = unchanged_listing(state, cache, subject, options, recorded, key)?;
+        if let Some(mut report) = reused {
+            debug!(subject = %name, "the scan listing is unchanged: digest reused");
+            report.top_level_dirs = top_level_dirs(output.entries.iter().map(|e| &e.zip_path));
+            if !options.status_only {
+                remote::upkeep::record_build(cache, &report, options.remote.as_deref());
+            }
+            return Ok(report);
+        }
+    }
     let known = cache.load_files(&subject.owner)?;
     let mut listing = Listing::new(output.entries, output.problems);
     let mut stats = BuildStats::default();
@@ -306,6 +329,14 @@ pub fn build(
     listing.sort_and_check();
 
     let hashed = hash_stale(subject, &listing, &known, options.mode, clock_ns, progress);
+    let is_trusted_next_time = hashed
+        .records
+        .values()
+        .all(|record| record.stat.mtime_ns < clock_ns)
+        && skipped
+            .iter()
+            .all(|package| package.manifest_stat.mtime_ns < clock_ns)
+        && stats.packages_reused == skipped.len() as u64;
     stats.files_hashed += hashed.records.len() as u64;
     stats.bytes_hashed += hashed.bytes;
     stats.stale = hashed.reasons.clone();
@@ -346,15 +377,36 @@ pub fn build(
     let mut update = BuildUpdate {
         upsert_files: hashed.records.into_iter().collect(),
         remove_files: listing.removed_rows(&known, &skipped),
-        used_packages: std::mem::take(&mut listing.used_packages),
         packages: std::mem::take(&mut listing.fetched_packages),
         ..BuildUpdate::default()
     };
     update.upsert_files.append(&mut listing.hashed_manifests);
+    // Only a build keeps the package lists it used alive for garbage collection: a status that
+    // found nothing new must not write to the cache at all.
+    if !options.status_only {
+        update.used_packages = std::mem::take(&mut listing.used_packages);
+    }
     if changed || previous.is_none() {
         let learned = new_package_lists(cache, &output.packages, &entries)?;
         update.packages.extend(learned);
     }
+    // A status run that found a change builds nothing, so its listing would vouch for a digest
+    // that is not the owner's build; only unchanged statuses and builds record theirs.
+    if let (Some(mode), Some(key), true) = (mode_name, listing_key, is_trusted_next_time) {
+        let files = stats.files_scanned;
+        let record = ListingRecord {
+            mode,
+            key,
+            digest,
+            files,
+        };
+        if (!options.status_only || !changed) && recorded != Some(record) {
+            update.listing = Some(record);
+        }
+    }
+    // The file rows (about 200 bytes each, 75,000 in a large layer) are not needed while the
+    // zip is packed, which is when memory use peaks.
+    drop(known);
     let unzipped_bytes = entries.iter().map(|entry| entry.size).sum();
     let mut report = BuildReport {
         owner: subject.owner.clone(),
@@ -364,12 +416,7 @@ pub fn build(
         zip_path: None,
         unzipped_bytes,
         entries: entries.len() as u64,
-        top_level_dirs: entries
-            .iter()
-            .filter_map(|entry| entry.path.split('/').next())
-            .filter(|first| !first.is_empty())
-            .map(str::to_owned)
-            .collect(),
+        top_level_dirs: top_level_dirs(entries.iter().map(|entry| &entry.path)),
         changed,
         previous: previous.as_ref().map(|zip| zip.digest),
         changes,
@@ -408,7 +455,10 @@ pub fn build(
         let packages = remote::node_fingerprints(&output.packages, &entries);
         remote.offer(cache, &state.build_dir(), zip, &packages);
     }
-    remote::upkeep::record_build(cache, &report, remote);
+    // `cache stats` counts builds; a status leaves the cache as it found it when nothing changed.
+    if !options.status_only {
+        remote::upkeep::record_build(cache, &report, remote);
+    }
     info!(subject = %name, digest = %digest.short(), status = ?report.status, "build finished");
     Ok(report)
 }
@@ -545,6 +595,75 @@ impl Listing {
             .cloned()
             .collect()
     }
+}
+
+/// The name a fingerprint mode's listings are recorded under; `None` for content mode, which
+/// reads every file whatever the listing says.
+fn listing_mode(mode: FingerprintMode) -> Option<&'static str> {
+    match mode {
+        FingerprintMode::Stat => Some("stat"),
+        FingerprintMode::Manifests => Some("manifests"),
+        FingerprintMode::Content => None,
+    }
+}
+
+/// The report of a run whose listing `key` is the one `recorded` with the owner's last build:
+/// its digest, entries and sizes are the build's. `None` when the shortcut does not apply (no
+/// such record, another digest built since, or the zip to reuse is missing).
+fn unchanged_listing(
+    state: &StateDir,
+    cache: &Cache,
+    subject: &Subject,
+    options: &BuildOptions,
+    recorded: Option<ListingRecord>,
+    key: blake3::Hash,
+) -> Result<Option<BuildReport>, BuildError> {
+    let Some(record) = recorded.filter(|record| record.key == key) else {
+        return Ok(None);
+    };
+    let Some(zip) = cache
+        .latest_build(&subject.owner)?
+        .filter(|zip| zip.digest == record.digest)
+    else {
+        return Ok(None);
+    };
+    let mut report = BuildReport {
+        owner: subject.owner.clone(),
+        digest: zip.digest,
+        status: BuildStatus::Unbuilt,
+        zip: None,
+        zip_path: None,
+        unzipped_bytes: zip.unzipped_bytes,
+        entries: zip.entries,
+        top_level_dirs: BTreeSet::new(),
+        changed: false,
+        previous: Some(zip.digest),
+        changes: Changes::default(),
+        stats: BuildStats {
+            files_scanned: record.files,
+            listings_reused: 1,
+            ..BuildStats::default()
+        },
+    };
+    if !options.status_only {
+        let path = state.build_dir().join(&zip.file_name);
+        if fs_err::metadata(&path).map(|m| m.len()).ok() != Some(zip.size) {
+            return Ok(None);
+        }
+        report.status = BuildStatus::Cached;
+        report.zip_path = Some(path);
+        report.zip = Some(zip);
+    }
+    Ok(Some(report))
+}
+
+/// The first component of every zip path: what a zip holds at its root.
+fn top_level_dirs<'a>(paths: impl Iterator<Item = &'a String>) -> BTreeSet<String> {
+    paths
+        .filter_map(|path| path.split('/').next())
+        .filter(|first| !first.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 fn is_below(path: &str, folder: &str) -> bool {

@@ -29,6 +29,20 @@ pub(super) fn write_update(
             params![owner, &zip.digest.0, now],
         )?;
     }
+    if let Some(listing) = &update.listing {
+        transaction
+            .prepare_cached(
+                "INSERT OR REPLACE INTO listings (owner, mode, listing_key, digest, files)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute(params![
+                owner,
+                listing.mode,
+                listing.key.as_bytes(),
+                &listing.digest.0,
+                listing.files as i64,
+            ])?;
+    }
     Ok(())
 }
 

@@ -288,6 +288,34 @@ pub struct BuildUpdate {
     /// A zip built (or found) for this owner, with its preimage (the entry list). The owner's
     /// build then points at it.
     pub zip: Option<(ZipRecord, Vec<u8>)>,
+    /// The scan listing that produced this run's digest, to be remembered for the owner.
+    pub listing: Option<ListingRecord>,
+}
+
+/// A scan listing's key and the digest it produced, remembered per owner and fingerprint mode
+/// (table `listings`). The engine computes the key and decides when it may be recorded; the
+/// cache only stores it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListingRecord {
+    /// The fingerprint mode's name, `stat` or `manifests`.
+    pub mode: &'static str,
+    pub key: blake3::Hash,
+    pub digest: Digest,
+    /// Files and symlinks in the digest's entry list, for the run's stats.
+    pub files: u64,
+}
+
+impl BuildUpdate {
+    /// Whether the update holds nothing to write, so that [`Cache::commit_build`] can leave the
+    /// database (and its write lock) alone.
+    pub fn is_empty(&self) -> bool {
+        self.upsert_files.is_empty()
+            && self.remove_files.is_empty()
+            && self.packages.is_empty()
+            && self.used_packages.is_empty()
+            && self.zip.is_none()
+            && self.listing.is_none()
+    }
 }
 
 /// An open cache database. See the module documentation for what it holds and guarantees.
@@ -504,6 +532,33 @@ impl Cache {
             .map_err(|e| self.sql_error(e))
     }
 
+    /// The listing key and digest last recorded for `owner` in fingerprint mode `mode`.
+    pub fn listing(
+        &self,
+        owner: &Owner,
+        mode: &'static str,
+    ) -> Result<Option<ListingRecord>, CacheError> {
+        let stored: Option<([u8; 32], [u8; 32], i64)> = self
+            .connection
+            .prepare_cached(
+                "SELECT listing_key, digest, files FROM listings WHERE owner = ?1 AND mode = ?2",
+            )
+            .and_then(|mut statement| {
+                statement
+                    .query_row(params![owner.key(), mode], |row| {
+                        Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+                    })
+                    .optional()
+            })
+            .map_err(|e| self.sql_error(e))?;
+        Ok(stored.map(|(key, digest, files)| ListingRecord {
+            mode,
+            key: blake3::Hash::from_bytes(key),
+            digest: Digest(digest),
+            files: files as u64,
+        }))
+    }
+
     /// The entry list of a built zip, from its stored preimage, verified against the digest.
     pub fn zip_entries(&self, digest: &Digest) -> Result<Option<Vec<Entry>>, CacheError> {
         let preimage: Option<Vec<u8>> = self
@@ -534,9 +589,14 @@ impl Cache {
 
     /// Writes everything `update` holds for `owner` in one transaction: file rows upserted and
     /// removed, package lists stored, the zip recorded and the owner's build pointed at it. On
-    /// any error nothing of it is written.
+    /// any error nothing of it is written. An empty update opens no transaction at all: a run
+    /// that learned nothing leaves the database file untouched.
     pub fn commit_build(&mut self, owner: &Owner, update: BuildUpdate) -> Result<(), CacheError> {
         let key = owner.key();
+        if update.is_empty() {
+            tracing::debug!(owner = %key, "nothing learned: no cache transaction");
+            return Ok(());
+        }
         let now = unix_now();
         let path = self.path.clone();
         let transaction = self.transaction()?;

@@ -134,6 +134,19 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (remote, key)
     ) WITHOUT ROWID;
     ",
+    // 5: the scan listing that last produced an owner's digest, per fingerprint mode, so that a
+    // run whose listing is unchanged skips the file rows, the hashing and the digest
+    // (src/build.rs, "the unchanged-listing shortcut").
+    "
+    CREATE TABLE listings (
+        owner       TEXT NOT NULL,
+        mode        TEXT NOT NULL,
+        listing_key BLOB NOT NULL CHECK (length(listing_key) = 32),
+        digest      BLOB NOT NULL CHECK (length(digest) = 32),
+        files       INTEGER NOT NULL,
+        PRIMARY KEY (owner, mode)
+    ) WITHOUT ROWID;
+    ",
 ];
 
 /// Brings the database at `path` up to [`SCHEMA_VERSION`](super::SCHEMA_VERSION), or explains why it cannot.

@@ -628,3 +628,120 @@ fn a_wrong_hash_in_the_cache_is_forgotten_after_the_build_that_finds_it() {
         project.build(FingerprintMode::Content).digest
     );
 }
+
+fn status(project: &Project, mode: FingerprintMode) -> BuildReport {
+    project.run(BuildOptions {
+        mode,
+        status_only: true,
+        ..BuildOptions::default()
+    })
+}
+
+#[test]
+fn unchanged_listing_reuses_the_digest_the_full_path_computes() {
+    let project = Project::new();
+    populate(&project);
+    let cold = project.build(FingerprintMode::Stat);
+    let shortcut = status(&project, FingerprintMode::Stat);
+    assert_eq!(shortcut.stats.listings_reused, 1, "{:?}", shortcut.stats);
+
+    // Content mode never takes the shortcut: it is the full path's answer.
+    let full = status(&project, FingerprintMode::Content);
+    assert_eq!(full.stats.listings_reused, 0);
+    assert_eq!(shortcut.digest, cold.digest);
+    assert_eq!(shortcut.digest, full.digest);
+    assert_eq!(shortcut.entries, full.entries);
+    assert_eq!(shortcut.unzipped_bytes, full.unzipped_bytes);
+    assert_eq!(shortcut.stats.files_scanned, full.stats.files_scanned);
+    assert!(!shortcut.changed);
+
+    let warm_build = project.build(FingerprintMode::Stat);
+    assert_eq!(warm_build.stats.listings_reused, 1);
+    assert_eq!(warm_build.status, BuildStatus::Cached);
+    assert_eq!(warm_build.zip, cold.zip);
+}
+
+#[test]
+fn same_size_edit_is_seen_although_a_listing_was_recorded() {
+    let project = Project::new();
+    populate(&project);
+    let cold = project.build(FingerprintMode::Stat);
+    assert_eq!(
+        status(&project, FingerprintMode::Stat)
+            .stats
+            .listings_reused,
+        1
+    );
+
+    let path = project.write("opt/config/settings.json", "{\"debug\": true }\n");
+    let past = std::time::SystemTime::now() - std::time::Duration::from_secs(1800);
+    let file = std::fs::File::options().write(true).open(path).unwrap();
+    file.set_times(std::fs::FileTimes::new().set_modified(past))
+        .unwrap();
+    let edited = status(&project, FingerprintMode::Stat);
+    assert_eq!(edited.stats.listings_reused, 0);
+    assert_ne!(edited.digest, cold.digest);
+    assert_eq!(
+        edited.changes.modified,
+        vec!["config/settings.json".to_string()]
+    );
+}
+
+#[test]
+fn manifests_mode_reuses_its_own_recorded_listing() {
+    let project = Project::new();
+    populate(&project);
+    let cold = project.build(FingerprintMode::Stat);
+    let first = status(&project, FingerprintMode::Manifests);
+    assert_eq!(first.stats.listings_reused, 0, "no manifests listing yet");
+    let second = status(&project, FingerprintMode::Manifests);
+    assert_eq!(second.stats.listings_reused, 1, "{:?}", second.stats);
+    assert_eq!(second.digest, cold.digest);
+    assert_eq!(second.stats.files_scanned, cold.stats.files_scanned);
+}
+
+#[test]
+fn status_with_nothing_changed_writes_nothing_to_the_cache() {
+    let project = Project::new();
+    populate(&project);
+    project.build(FingerprintMode::Stat);
+    // The first status of each mode may record its listing; after that nothing is new.
+    status(&project, FingerprintMode::Stat);
+    status(&project, FingerprintMode::Manifests);
+    let files = |name: &str| std::fs::read(project.root.join(".lamina").join(name)).ok();
+    let before = (files("cache.db"), files("cache.db-wal"));
+    status(&project, FingerprintMode::Stat);
+    status(&project, FingerprintMode::Manifests);
+    assert!(before == (files("cache.db"), files("cache.db-wal")));
+}
+
+#[test]
+fn status_in_manifests_mode_does_not_refresh_package_lists() {
+    let project = Project::new();
+    populate(&project);
+    project.build(FingerprintMode::Stat);
+    let state = StateDir::new(&project.root);
+    let cache = Cache::open(&state.cache_db()).unwrap();
+    let last_used = || -> i64 {
+        cache
+            .connection()
+            .query_row("SELECT max(last_used_at) FROM packages", [], |row| {
+                row.get(0)
+            })
+            .unwrap()
+    };
+    cache
+        .connection()
+        .execute("UPDATE packages SET last_used_at = 0", [])
+        .unwrap();
+    let report = status(&project, FingerprintMode::Manifests);
+    assert!(report.stats.packages_reused >= 3, "{:?}", report.stats);
+    assert_eq!(last_used(), 0);
+    // Without its recorded listing, the build takes the full path, which uses the lists.
+    cache
+        .connection()
+        .execute("DELETE FROM listings", [])
+        .unwrap();
+    project.build(FingerprintMode::Manifests);
+    assert!(last_used() > 0, "a build keeps the lists it used");
+}
