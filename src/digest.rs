@@ -13,7 +13,7 @@
 //! ```text
 //! preimage = "lamina-digest" 0x00          (14 bytes, the domain tag)
 //!            u32  DIGEST_FORMAT             (1)
-//!            str  pack format label         (for example "zip-v2 zip-crate-9 deflate zlib-rs level-6")
+//!            str  pack format label         (for example "zip-v1 deflate zlib-rs level-6")
 //!            u64  number of entries
 //!            entry*                         (sorted by the bytes of their path, no duplicates)
 //!

@@ -2,30 +2,29 @@
 //!
 //! The entries are cut into batches of at most [`Limits::batch_bytes`] bytes of file content
 //! held in memory (and at most [`Limits::batch_entries`] entries). The files of a batch are read
-//! and compressed on the rayon pool into `PreparedZipFile`s, in any order, and collected in entry
-//! order; meanwhile the previous batch is appended to the zip on another worker, entry by entry,
-//! in order, with `add_prepared_file`. So at most two batches are in memory at once, whatever the
-//! size of the tree.
+//! and compressed on the rayon pool, in any order, and collected in entry order; meanwhile the
+//! previous batch is written to the zip on another worker, entry by entry, in order. So at most
+//! two batches are in memory at once, whatever the size of the tree, and the zip is written
+//! front to back without a seek, which lets the SHA-256 follow the bytes as they are written.
 //!
-//! Files larger than [`Limits::in_memory_max`] never sit whole in memory: a worker deflates each
-//! of them streaming into a one-entry zip in an anonymous temporary file beside the output, and
-//! the writer copies that entry with `raw_copy_file` in its turn, which gives the bytes of the
-//! in-memory path. One that does not compress is stored by the writer from the file itself.
+//! Files larger than [`Limits::in_memory_max`] never sit whole in memory: they are compressed
+//! into an anonymous temporary file beside the zip and copied from there in their turn.
 //!
 //! The first error of a batch ends the build: the files of one zip are all or nothing.
 
 use std::fs::File;
-use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
+use std::io::{self, BufWriter, Read, Write};
 use std::ops::Range;
 use std::path::Path;
 
 use rayon::prelude::*;
-use zip::write::ZipFileBuilder;
-use zip::{CompressionMethod, PreparedZipFile, ZipArchive, ZipWriter};
+use sha2::{Digest as _, Sha256};
 
-use super::previous::{Previous, Unusable};
-use super::{entry_options, PackEntry, PackError};
-use crate::digest::{Entry, EntryKind};
+use super::deflate::{self, Packed};
+use super::format::{self, CentralDirectory, DataInfo};
+use super::previous::{CopyError, Previous, Unusable};
+use super::{PackEntry, PackError};
+use crate::digest::EntryKind;
 use crate::progress::Progress;
 
 /// Bounds on memory, and the size above which a file is compressed streaming.
@@ -58,19 +57,6 @@ enum Plan {
     Streaming,
 }
 
-/// An entry ready to be appended.
-enum Packed {
-    Reused {
-        previous_index: usize,
-    },
-    Generated,
-    Prepared(PreparedZipFile),
-    /// A large file deflated into a one-entry zip.
-    Spilled(ZipArchive<File>),
-    /// A large file that does not compress: the writer stores it from disk.
-    StoredFromDisk,
-}
-
 /// What an attempt to write the zip ended with.
 pub(super) enum AssembleError {
     Pack(PackError),
@@ -85,7 +71,7 @@ impl From<PackError> for AssembleError {
 }
 
 /// What the zip holds, once written.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy)]
 pub(super) struct Written {
     pub sha256: [u8; 32],
     pub size: u64,
@@ -93,8 +79,7 @@ pub(super) struct Written {
     pub entries_reused: u64,
 }
 
-/// Writes the zip of `entries` to `file`, reusing entries of `previous` where they match, and
-/// returns the counts of [`Written`] (its hash and size are the caller's part).
+/// Writes the zip of `entries` to `file`, reusing entries of `previous` where they match.
 pub(super) fn assemble(
     file: &File,
     zip_path: &Path,
@@ -105,7 +90,7 @@ pub(super) fn assemble(
 ) -> Result<Written, AssembleError> {
     let plans = plan(entries, previous.as_ref(), limits);
     let spill_dir = zip_path.parent().unwrap_or(Path::new("."));
-    let mut writer = OrderedWriter::new(file, zip_path, previous);
+    let mut writer = OrderedWriter::new(file, zip_path, previous, entries.len());
 
     let mut pending: Option<(Range<usize>, Vec<Packed>)> = None;
     for batch in batches(entries, &plans, limits) {
@@ -122,7 +107,7 @@ pub(super) fn assemble(
     if let Some((range, packed)) = pending {
         writer.write_batch(entries, range, packed, progress)?;
     }
-    Ok(writer.finish()?)
+    Ok(writer.finish(entries)?)
 }
 
 fn plan(entries: &[PackEntry], previous: Option<&Previous<'_>>, limits: &Limits) -> Vec<Plan> {
@@ -131,15 +116,16 @@ fn plan(entries: &[PackEntry], previous: Option<&Previous<'_>>, limits: &Limits)
     entries
         .iter()
         .enumerate()
-        .map(|(index, pack_entry)| {
-            let entry = &pack_entry.entry;
-            match (entry.kind, matched(index)) {
-                (EntryKind::Dir | EntryKind::Symlink, _) => Plan::Generate,
-                (EntryKind::File, Some(previous_index)) => Plan::Reuse(previous_index),
-                (EntryKind::File, None) if entry.size > limits.in_memory_max => Plan::Streaming,
-                (EntryKind::File, None) => Plan::InMemory,
-            }
-        })
+        .map(
+            |(index, pack_entry)| match (matched(index), pack_entry.entry.kind) {
+                (Some(previous_index), _) => Plan::Reuse(previous_index),
+                (None, EntryKind::Dir | EntryKind::Symlink) => Plan::Generate,
+                (None, EntryKind::File) if pack_entry.entry.size > limits.in_memory_max => {
+                    Plan::Streaming
+                }
+                (None, EntryKind::File) => Plan::InMemory,
+            },
+        )
         .collect()
 }
 
@@ -179,173 +165,54 @@ fn pack_batch(
 }
 
 fn pack_one(pack_entry: &PackEntry, plan: Plan, spill_dir: &Path) -> Result<Packed, PackError> {
+    let entry = &pack_entry.entry;
+    let disk_path = || {
+        pack_entry
+            .disk_path
+            .as_deref()
+            .ok_or_else(|| PackError::NoDiskPath {
+                zip_path: entry.path.clone(),
+            })
+    };
     match plan {
         Plan::Reuse(previous_index) => Ok(Packed::Reused { previous_index }),
-        Plan::Generate => Ok(Packed::Generated),
-        Plan::InMemory => prepare_in_memory(pack_entry).map(Packed::Prepared),
-        Plan::Streaming => spill(pack_entry, spill_dir),
-    }
-}
-
-fn disk_path(pack_entry: &PackEntry) -> Result<&Path, PackError> {
-    pack_entry
-        .disk_path
-        .as_deref()
-        .ok_or_else(|| PackError::NoDiskPath {
-            zip_path: pack_entry.entry.path.clone(),
-        })
-}
-
-/// Reads a file whole, checks it, and deflates it, or stores it when deflate does not shrink it.
-fn prepare_in_memory(pack_entry: &PackEntry) -> Result<PreparedZipFile, PackError> {
-    let entry = &pack_entry.entry;
-    let path = disk_path(pack_entry)?;
-    let content = read_checked(entry, path)?;
-    if !content.is_empty() {
-        let deflated = prepare(entry, path, CompressionMethod::Deflated, &content)?;
-        if deflated.compressed_size() < content.len() as u64 {
-            return Ok(deflated);
+        Plan::Generate => {
+            let content = entry.link_target.clone().unwrap_or_default().into_bytes();
+            Ok(Packed::Memory {
+                data: DataInfo::stored(&content),
+                bytes: content,
+            })
         }
-    }
-    prepare(entry, path, CompressionMethod::Stored, &content)
-}
-
-fn prepare(
-    entry: &Entry,
-    path: &Path,
-    method: CompressionMethod,
-    content: &[u8],
-) -> Result<PreparedZipFile, PackError> {
-    let deflate_error = |source| PackError::Deflate {
-        path: path.to_path_buf(),
-        source,
-    };
-    let mut builder =
-        ZipFileBuilder::new(&entry.path, entry_options(entry, method)).map_err(deflate_error)?;
-    builder
-        .write_all(content)
-        .map_err(|error| deflate_error(error.into()))?;
-    builder.finish().map_err(deflate_error)
-}
-
-/// The content of the file at `path`, which must be what `entry` was hashed from.
-fn read_checked(entry: &Entry, path: &Path) -> Result<Vec<u8>, PackError> {
-    let read_error = |source| PackError::Read {
-        path: path.to_path_buf(),
-        source,
-    };
-    let mut file = File::open(path).map_err(read_error)?;
-    let mut content = Vec::with_capacity(usize::try_from(entry.size).unwrap_or(0));
-    file.read_to_end(&mut content).map_err(read_error)?;
-    let is_unchanged =
-        content.len() as u64 == entry.size && blake3::hash(&content) == entry.content_hash;
-    if !is_unchanged {
-        return Err(PackError::ContentChanged {
-            path: path.to_path_buf(),
-        });
-    }
-    Ok(content)
-}
-
-/// Deflates a large file streaming into a one-entry zip in an anonymous temporary file.
-fn spill(pack_entry: &PackEntry, spill_dir: &Path) -> Result<Packed, PackError> {
-    let entry = &pack_entry.entry;
-    let path = disk_path(pack_entry)?;
-    let spill_error = |source| PackError::Spill {
-        dir: spill_dir.to_path_buf(),
-        source,
-    };
-    let deflate_error = |source| PackError::Deflate {
-        path: path.to_path_buf(),
-        source,
-    };
-    let spill = tempfile::tempfile_in(spill_dir).map_err(spill_error)?;
-    let mut zip = ZipWriter::new(BufWriter::with_capacity(1 << 20, spill));
-    let options = entry_options(entry, CompressionMethod::Deflated);
-    zip.start_file(&entry.path, options)
-        .map_err(deflate_error)?;
-    copy_checked(entry, path, &mut zip, |source| {
-        deflate_error(zip::result::ZipError::Io(source))
-    })?;
-    let spill = zip.finish().map_err(deflate_error)?;
-    let spill = spill
-        .into_inner()
-        .map_err(|error| spill_error(error.into_error()))?;
-    let mut archive = ZipArchive::new(spill).map_err(deflate_error)?;
-    let compressed_size = archive
-        .by_index_raw(0)
-        .map_err(deflate_error)?
-        .compressed_size();
-    if compressed_size < entry.size {
-        Ok(Packed::Spilled(archive))
-    } else {
-        Ok(Packed::StoredFromDisk)
+        Plan::InMemory => deflate::pack_in_memory(entry, disk_path()?),
+        Plan::Streaming => deflate::pack_streaming(entry, disk_path()?, spill_dir),
     }
 }
 
-/// Copies the file at `path` to `out`, checking it against `entry` on the way.
-fn copy_checked(
-    entry: &Entry,
-    path: &Path,
-    out: &mut impl Write,
-    write_error: impl Fn(io::Error) -> PackError,
-) -> Result<(), PackError> {
-    let read_error = |source| PackError::Read {
-        path: path.to_path_buf(),
-        source,
-    };
-    let mut file = File::open(path).map_err(read_error)?;
-    let mut hasher = blake3::Hasher::new();
-    let mut buffer = vec![0; 1 << 20];
-    let mut size = 0;
-    loop {
-        let count = read_full(&mut file, &mut buffer).map_err(read_error)?;
-        hasher.update(&buffer[..count]);
-        out.write_all(&buffer[..count]).map_err(&write_error)?;
-        size += count as u64;
-        if count < buffer.len() {
-            break;
-        }
-    }
-    if size != entry.size || hasher.finalize() != entry.content_hash {
-        return Err(PackError::ContentChanged {
-            path: path.to_path_buf(),
-        });
-    }
-    Ok(())
-}
-
-/// Reads until `buffer` is full or the file ends; returns how much was read. The compressor is
-/// fed whole buffers whatever sizes the file system's reads return, because zlib-rs's output
-/// depends on how its input is sliced.
-fn read_full(file: &mut File, buffer: &mut [u8]) -> io::Result<usize> {
-    let mut filled = 0;
-    while filled < buffer.len() {
-        match file.read(&mut buffer[filled..]) {
-            Ok(0) => break,
-            Ok(count) => filled += count,
-            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
-            Err(error) => return Err(error),
-        }
-    }
-    Ok(filled)
-}
-
-/// Appends entries in order.
+/// Writes entries in order and keeps what the central directory needs.
 struct OrderedWriter<'a> {
-    zip: ZipWriter<Output<'a>>,
-    zip_path: &'a Path,
+    out: HashingWriter<'a>,
     previous: Option<Previous<'a>>,
-    counts: Written,
+    /// For each entry written so far: its data and the offset of its local header.
+    records: Vec<(DataInfo, u64)>,
+    header: Vec<u8>,
+    entries_compressed: u64,
+    entries_reused: u64,
 }
 
 impl<'a> OrderedWriter<'a> {
-    fn new(file: &'a File, zip_path: &'a Path, previous: Option<Previous<'a>>) -> Self {
+    fn new(
+        file: &'a File,
+        zip_path: &'a Path,
+        previous: Option<Previous<'a>>,
+        count: usize,
+    ) -> Self {
         OrderedWriter {
-            zip: ZipWriter::new(Output::new(file)),
-            zip_path,
+            out: HashingWriter::new(file, zip_path),
             previous,
-            counts: Written::default(),
+            records: Vec::with_capacity(count),
+            header: Vec::new(),
+            entries_compressed: 0,
+            entries_reused: 0,
         }
     }
 
@@ -365,123 +232,156 @@ impl<'a> OrderedWriter<'a> {
 
     fn write_entry(&mut self, pack_entry: &PackEntry, packed: Packed) -> Result<(), AssembleError> {
         let entry = &pack_entry.entry;
-        let zip_error = |source| PackError::Zip {
-            zip: self.zip_path.to_path_buf(),
-            zip_path: entry.path.clone(),
-            source,
-        };
-        match packed {
+        let offset = self.out.position;
+        let is_file = entry.kind == EntryKind::File;
+        let data = match packed {
             Packed::Reused { previous_index } => {
                 let previous = self
                     .previous
                     .as_mut()
                     .expect("reuse is planned only with a previous zip");
-                previous
-                    .copy(previous_index, entry, &mut self.zip)
-                    .map_err(AssembleError::Previous)?;
-                self.counts.entries_reused += 1;
-                return Ok(());
+                let out = &mut self.out;
+                let data = previous
+                    .copy(previous_index, |bytes| out.write(bytes))
+                    .map_err(|error| match error {
+                        CopyError::Previous(reason) => AssembleError::Previous(reason),
+                        CopyError::Emit(error) => AssembleError::Pack(error),
+                    })?;
+                self.entries_reused += u64::from(is_file);
+                data
             }
-            Packed::Generated => {
-                let options = entry_options(entry, CompressionMethod::Stored);
-                let result = match &entry.link_target {
-                    Some(target) => self.zip.add_symlink(&entry.path, target, options),
-                    None => self.zip.add_directory(&entry.path, options),
-                };
-                result.map_err(zip_error)?;
-                return Ok(());
+            Packed::Memory { data, bytes } => {
+                self.write_header(entry, &data)?;
+                self.out.write(&bytes)?;
+                self.entries_compressed += u64::from(is_file);
+                data
             }
-            Packed::Prepared(prepared) => {
-                self.zip.add_prepared_file(prepared).map_err(zip_error)?
+            Packed::Spilled { data, spill } => {
+                self.write_header(entry, &data)?;
+                self.out
+                    .copy_from(spill.take(data.compressed_size), pack_entry)?;
+                self.entries_compressed += 1;
+                data
             }
-            Packed::Spilled(mut spill) => {
-                let file = spill.by_index_raw(0).map_err(zip_error)?;
-                self.zip.raw_copy_file(file).map_err(zip_error)?;
+            Packed::StoredFromDisk { data } => {
+                self.write_header(entry, &data)?;
+                let path = pack_entry
+                    .disk_path
+                    .as_deref()
+                    .expect("a streamed file has a disk path");
+                deflate::copy_stored_from_disk(entry, path, &data, |bytes| self.out.write(bytes))?;
+                self.entries_compressed += 1;
+                data
             }
-            Packed::StoredFromDisk => self.store_from_disk(pack_entry)?,
-        }
-        self.counts.entries_compressed += 1;
+        };
+        self.records.push((data, offset));
         Ok(())
     }
 
-    /// Stores a large file that deflate does not shrink, read again and checked again.
-    fn store_from_disk(&mut self, pack_entry: &PackEntry) -> Result<(), PackError> {
-        let entry = &pack_entry.entry;
-        let path = disk_path(pack_entry)?;
-        let zip_error = |source| PackError::Zip {
-            zip: self.zip_path.to_path_buf(),
-            zip_path: entry.path.clone(),
-            source,
-        };
-        let options = entry_options(entry, CompressionMethod::Stored);
-        self.zip
-            .start_file(&entry.path, options)
-            .map_err(zip_error)?;
-        let zip_path = self.zip_path;
-        copy_checked(entry, path, &mut self.zip, |source| PackError::Write {
-            zip: zip_path.to_path_buf(),
-            source,
-        })
+    fn write_header(
+        &mut self,
+        entry: &crate::digest::Entry,
+        data: &DataInfo,
+    ) -> Result<(), PackError> {
+        self.header.clear();
+        format::local_header(&mut self.header, &format::zip_name(entry), data);
+        self.out.write(&self.header)
     }
 
-    /// Writes the central directory and end records, and returns the counts.
-    fn finish(self) -> Result<Written, PackError> {
-        let zip_path = self.zip_path;
-        let output = self.zip.finish().map_err(|source| PackError::Zip {
-            zip: zip_path.to_path_buf(),
-            zip_path: String::new(),
-            source,
-        })?;
-        output.finish().map_err(|source| PackError::Write {
-            zip: zip_path.to_path_buf(),
-            source,
-        })?;
-        Ok(self.counts)
+    /// Writes the central directory and end records, and returns what was written.
+    fn finish(mut self, entries: &[PackEntry]) -> Result<Written, PackError> {
+        let offset = self.out.position;
+        let mut buffer = Vec::with_capacity(1 << 20);
+        for (pack_entry, (data, entry_offset)) in entries.iter().zip(&self.records) {
+            let entry = &pack_entry.entry;
+            let mode = format::unix_mode(entry);
+            format::central_header(
+                &mut buffer,
+                &format::zip_name(entry),
+                mode,
+                data,
+                *entry_offset,
+            );
+            if buffer.len() >= 1 << 20 {
+                self.out.write(&buffer)?;
+                buffer.clear();
+            }
+        }
+        self.out.write(&buffer)?;
+        let directory = CentralDirectory {
+            entries: entries.len() as u64,
+            offset,
+            size: self.out.position - offset,
+        };
+        buffer.clear();
+        format::end_records(&mut buffer, &directory);
+        self.out.write(&buffer)?;
+        let (sha256, size) = self.out.finish()?;
+        Ok(Written {
+            sha256,
+            size,
+            entries_compressed: self.entries_compressed,
+            entries_reused: self.entries_reused,
+        })
     }
 }
 
-/// A buffered writer that knows its position, so that the zip writer's frequent position queries
-/// cost neither a flush nor a system call. Real seeks (to patch a local header) flush first.
-struct Output<'a> {
+/// Writes the zip front to back through a buffer, hashing every byte on its way.
+struct HashingWriter<'a> {
     inner: BufWriter<&'a File>,
+    path: &'a Path,
+    sha256: Sha256,
     position: u64,
 }
 
-impl<'a> Output<'a> {
-    fn new(file: &'a File) -> Output<'a> {
-        Output {
+impl<'a> HashingWriter<'a> {
+    fn new(file: &'a File, path: &'a Path) -> HashingWriter<'a> {
+        HashingWriter {
             inner: BufWriter::with_capacity(1 << 20, file),
+            path,
+            sha256: Sha256::new(),
             position: 0,
         }
     }
 
-    fn finish(mut self) -> io::Result<()> {
-        self.inner.flush()
-    }
-}
-
-impl Write for Output<'_> {
-    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
-        let count = self.inner.write(bytes)?;
-        self.position += count as u64;
-        Ok(count)
+    fn write(&mut self, bytes: &[u8]) -> Result<(), PackError> {
+        self.sha256.update(bytes);
+        self.position += bytes.len() as u64;
+        self.inner
+            .write_all(bytes)
+            .map_err(|source| self.error(source))
     }
 
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
-    }
-}
-
-impl Seek for Output<'_> {
-    fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
-        if to == SeekFrom::Current(0) {
-            return Ok(self.position);
+    /// Copies a spilled entry into the zip.
+    fn copy_from(
+        &mut self,
+        mut source: impl Read,
+        pack_entry: &PackEntry,
+    ) -> Result<(), PackError> {
+        let mut buffer = vec![0; 1 << 20];
+        loop {
+            let count = match source.read(&mut buffer) {
+                Ok(0) => return Ok(()),
+                Ok(count) => count,
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+                Err(source) => {
+                    let path = pack_entry.disk_path.clone().unwrap_or_default();
+                    return Err(PackError::Deflate { path, source });
+                }
+            };
+            self.write(&buffer[..count])?;
         }
-        self.position = self.inner.seek(to)?;
-        Ok(self.position)
     }
 
-    fn stream_position(&mut self) -> io::Result<u64> {
-        Ok(self.position)
+    fn finish(mut self) -> Result<([u8; 32], u64), PackError> {
+        self.inner.flush().map_err(|source| self.error(source))?;
+        Ok((self.sha256.finalize().into(), self.position))
+    }
+
+    fn error(&self, source: io::Error) -> PackError {
+        PackError::Write {
+            zip: self.path.to_path_buf(),
+            source,
+        }
     }
 }

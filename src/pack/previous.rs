@@ -1,36 +1,26 @@
 //! Reusing the compressed entries of an earlier zip.
 //!
-//! A previous zip is used only when it was written under the same [`FORMAT_LABEL`], the `zip`
-//! crate reads it, and its central directory lists exactly the names of its entry list, in order.
-//! A file of the new zip identical to one of the previous zip (path, kind, mode, size and content
-//! hash) is then copied with `raw_copy_file`: the writer writes the entry's headers afresh from
-//! its name, mode, method, CRC and sizes, and copies its compressed data, so the result is the
-//! bytes of a cold build. Before each copy, what the central directory says of the entry is
-//! checked against the entry (name, mode, size, method and compressed size as this writer would
-//! choose them, the fixed time, no extra field) and its local header must have the length this
-//! writer gives it, so that the data copied is where it should be. The compressed data itself is
-//! trusted, not inflated again (the zip was written by lamina, atomically, and named by its
-//! digest).
+//! A previous zip is used only when it was written under the same [`FORMAT_LABEL`] and its
+//! central directory and end records are, byte for byte, what this writer would write for its
+//! entry list (as recorded with it), with every entry's local header and data laid end to end
+//! from offset 0. An entry of the new zip that is identical to one of the previous zip (path,
+//! kind, mode, size and content hash, or link target) then has the same local header and data
+//! bytes, which are copied: its header is compared with the expected one while it is copied, and
+//! its data is trusted (the zip was written by lamina, atomically, and named by its digest).
 //!
 //! A previous zip that is missing, unreadable or damaged is not used and the build goes on
 //! without it; nothing here is an error of the build.
 
 use std::fmt;
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
 
-use zip::{CompressionMethod, DateTime, ZipArchive, ZipWriter};
+use super::format::{self, CentralDirectory, DataInfo, Method};
+use super::{PackEntry, PreviousZip, FORMAT_LABEL};
+use crate::digest::{Entry, EntryKind};
 
-use super::{unix_mode, zip_name, PackEntry, PreviousZip, FORMAT_LABEL};
-use crate::digest::Entry;
-
-/// Reused entries mostly follow each other in the previous zip: a buffer of this size serves
-/// runs of small entries with one read.
-const READ_BUFFER_LEN: usize = 256 << 10;
-
-/// Length of the fixed part of a local header, and of the zip64 field of a large entry's.
-const LOCAL_HEADER_FIXED_LEN: u64 = 30;
-const LOCAL_ZIP64_FIELD_LEN: u64 = 20;
+/// Reads the previous zip in large pieces: reused entries mostly follow each other in it.
+const READ_BUFFER_LEN: usize = 1 << 20;
 
 /// Why a previous zip is not used at all.
 #[derive(Debug)]
@@ -55,6 +45,21 @@ impl fmt::Display for Unusable {
     }
 }
 
+/// Why an entry could not be copied from a previous zip.
+#[derive(Debug)]
+pub(super) enum CopyError<E> {
+    /// The previous zip turned out to be unusable while it was read.
+    Previous(Unusable),
+    /// Passing the bytes on failed.
+    Emit(E),
+}
+
+impl<E> From<io::Error> for CopyError<E> {
+    fn from(source: io::Error) -> CopyError<E> {
+        CopyError::Previous(Unusable::Unreadable { source })
+    }
+}
+
 fn damaged(what: impl Into<String>) -> Unusable {
     Unusable::Damaged { what: what.into() }
 }
@@ -62,8 +67,13 @@ fn damaged(what: impl Into<String>) -> Unusable {
 /// A previous zip checked for reuse, open for copying.
 pub(super) struct Previous<'a> {
     zip: &'a PreviousZip,
-    archive: ZipArchive<Reader>,
-    file_len: u64,
+    /// For each entry of `zip.entries`: its data as recorded, and the offset of its local header.
+    records: Vec<(DataInfo, u64)>,
+    reader: BufReader<File>,
+    position: u64,
+    /// Scratch space for the expected and the found local header.
+    header: Vec<u8>,
+    found: Vec<u8>,
 }
 
 impl<'a> Previous<'a> {
@@ -82,30 +92,25 @@ impl<'a> Previous<'a> {
             return Err(damaged("its entry list is not sorted by path"));
         }
         let unreadable = |source| Unusable::Unreadable { source };
-        let file = File::open(&zip.path).map_err(unreadable)?;
+        let mut file = File::open(&zip.path).map_err(unreadable)?;
         let file_len = file.metadata().map_err(unreadable)?.len();
-        let archive = ZipArchive::new(Reader::new(file))
-            .map_err(|error| damaged(format!("it does not read as a zip: {error}")))?;
-        if archive.len() != zip.entries.len() {
+        let directory = read_end_records(&mut file, file_len)?;
+        if directory.entries != zip.entries.len() as u64 {
             return Err(damaged(format!(
                 "it holds {} entries where its list has {}",
-                archive.len(),
+                directory.entries,
                 zip.entries.len()
             )));
         }
-        for (index, entry) in zip.entries.iter().enumerate() {
-            let name = archive.name_for_index(index).and_then(Result::ok);
-            if name.as_deref() != Some(&*zip_name(entry)) {
-                return Err(damaged(format!(
-                    "its entry {index} is not `{}`",
-                    entry.path
-                )));
-            }
-        }
+        let records = read_central_directory(&mut file, &directory, &zip.entries)?;
+        file.rewind().map_err(unreadable)?;
         Ok(Previous {
             zip,
-            archive,
-            file_len,
+            records,
+            reader: BufReader::with_capacity(READ_BUFFER_LEN, file),
+            position: 0,
+            header: Vec::new(),
+            found: Vec::new(),
         })
     }
 
@@ -128,114 +133,177 @@ impl<'a> Previous<'a> {
         matches
     }
 
-    /// Copies file `index` of the previous zip, which is `entry`, into `zip`.
-    pub(super) fn copy<W: Write + Seek>(
+    /// Copies the local header and data of entry `index` of the previous zip, passing them to
+    /// `emit`, and returns the entry's data description.
+    pub(super) fn copy<E>(
         &mut self,
         index: usize,
+        mut emit: impl FnMut(&[u8]) -> Result<(), E>,
+    ) -> Result<DataInfo, CopyError<E>> {
+        let (data, offset) = self.records[index];
+        let entry = &self.zip.entries[index];
+        self.seek(offset)?;
+        self.check_local_header(entry, &data)?;
+        emit(&self.header).map_err(CopyError::Emit)?;
+        self.copy_data(entry, data.compressed_size, emit)?;
+        Ok(data)
+    }
+
+    /// Reads the local header at the current position; it must be the one this writer writes.
+    fn check_local_header<E>(
+        &mut self,
         entry: &Entry,
-        zip: &mut ZipWriter<W>,
-    ) -> Result<(), Unusable> {
-        let file_len = self.file_len;
-        let file = self.archive.by_index_raw(index).map_err(|error| {
-            damaged(format!("the entry `{}` is unreadable: {error}", entry.path))
-        })?;
-        let local_extra = if entry.size >= zip::ZIP64_BYTES_THR {
-            LOCAL_ZIP64_FIELD_LEN
-        } else {
-            0
-        };
-        let data_start = file.header_start()
-            + LOCAL_HEADER_FIXED_LEN
-            + file.name_raw().len() as u64
-            + local_extra;
-        let is_sound = describes(entry, &file)
-            && file.data_start() == Some(data_start)
-            && data_start.checked_add(file.compressed_size()) <= Some(file_len);
-        if !is_sound {
-            let what = format!("the entry `{}` is not as written", entry.path);
-            return Err(damaged(what));
+        data: &DataInfo,
+    ) -> Result<(), CopyError<E>> {
+        self.header.clear();
+        format::local_header(&mut self.header, &format::zip_name(entry), data);
+        self.found.resize(self.header.len(), 0);
+        self.reader.read_exact(&mut self.found)?;
+        self.position += self.found.len() as u64;
+        if self.found != self.header {
+            let what = format!(
+                "the local header of `{}` is not the expected one",
+                entry.path
+            );
+            return Err(CopyError::Previous(damaged(what)));
         }
-        zip.raw_copy_file(file)
-            .map_err(|error| damaged(format!("copying `{}` failed: {error}", entry.path)))
+        Ok(())
+    }
+
+    fn copy_data<E>(
+        &mut self,
+        entry: &Entry,
+        len: u64,
+        mut emit: impl FnMut(&[u8]) -> Result<(), E>,
+    ) -> Result<(), CopyError<E>> {
+        let mut remaining = len;
+        while remaining > 0 {
+            let buffer = self.reader.fill_buf()?;
+            if buffer.is_empty() {
+                let what = format!("it ends inside the data of `{}`", entry.path);
+                return Err(CopyError::Previous(damaged(what)));
+            }
+            let take = buffer
+                .len()
+                .min(usize::try_from(remaining).unwrap_or(usize::MAX));
+            emit(&buffer[..take]).map_err(CopyError::Emit)?;
+            self.reader.consume(take);
+            self.position += take as u64;
+            remaining -= take as u64;
+        }
+        Ok(())
+    }
+
+    fn seek(&mut self, offset: u64) -> io::Result<()> {
+        if offset != self.position {
+            // Relative seeks keep the buffer when the target is inside it, as when one changed
+            // entry is skipped between two reused ones.
+            self.reader
+                .seek_relative(offset as i64 - self.position as i64)?;
+            self.position = offset;
+        }
+        Ok(())
     }
 }
 
-/// Whether the previous zip's record of `file` is what this writer writes for `entry`.
-fn describes<R: Read>(entry: &Entry, file: &zip::read::ZipFile<'_, R>) -> bool {
-    let is_expected_method = match file.compression() {
-        CompressionMethod::Stored => file.compressed_size() == entry.size,
-        CompressionMethod::Deflated => file.compressed_size() < entry.size,
-        _ => false,
-    };
-    let has_only_zip64_fields = file
-        .extra_data_fields()
-        .all(|field| matches!(field, zip::ExtraField::Zip64ExtendedInformation(_)));
-    is_expected_method
-        && file.size() == entry.size
-        && file.unix_mode() == Some(unix_mode(entry))
-        && file.last_modified() == Some(DateTime::default())
-        && file.comment().is_empty()
-        && !file.encrypted()
-        && has_only_zip64_fields
+fn read_end_records(file: &mut File, file_len: u64) -> Result<CentralDirectory, Unusable> {
+    let longest = format::ZIP64_END_LEN + format::ZIP64_LOCATOR_LEN + format::END_LEN;
+    let tail_len = file_len.min(longest);
+    let tail = read_at(file, file_len - tail_len, tail_len)?;
+    let directory = format::parse_end_records(&tail, file_len)
+        .ok_or_else(|| damaged("it does not end with the end records this writer writes"))?;
+
+    let end_len = directory.end_records_len();
+    let directory_end = directory.offset.checked_add(directory.size);
+    if directory_end.and_then(|end| end.checked_add(end_len)) != Some(file_len) {
+        return Err(damaged(
+            "its central directory is not where its end records say",
+        ));
+    }
+    let mut expected = Vec::new();
+    format::end_records(&mut expected, &directory);
+    if tail[tail.len() - end_len as usize..] != expected[..] {
+        return Err(damaged(
+            "its end records are not the ones this writer writes",
+        ));
+    }
+    Ok(directory)
 }
 
-/// A buffered reader whose seeks keep the buffer when the target is inside it, as when a changed
-/// entry is skipped between two reused ones (the standard `BufReader` drops it on every seek).
-struct Reader {
-    inner: BufReader<File>,
-    position: u64,
+/// Reads the central directory and checks each record against the entry it belongs to.
+fn read_central_directory(
+    file: &mut File,
+    directory: &CentralDirectory,
+    entries: &[Entry],
+) -> Result<Vec<(DataInfo, u64)>, Unusable> {
+    let bytes = read_at(file, directory.offset, directory.size)?;
+    let mut records = Vec::with_capacity(entries.len());
+    let mut position = 0;
+    let mut next_offset = 0;
+    let mut expected = Vec::new();
+    for entry in entries {
+        let (data, offset, len) =
+            format::parse_central_header(&bytes[position..]).ok_or_else(|| {
+                damaged(format!(
+                    "the central record of `{}` is unreadable",
+                    entry.path
+                ))
+            })?;
+        let name = format::zip_name(entry);
+        expected.clear();
+        format::central_header(
+            &mut expected,
+            &name,
+            format::unix_mode(entry),
+            &data,
+            offset,
+        );
+        let is_consistent = bytes[position..position + len] == expected[..]
+            && offset == next_offset
+            && describes(entry, &data);
+        if !is_consistent {
+            return Err(damaged(format!(
+                "the central record of `{}` is not as written",
+                entry.path
+            )));
+        }
+        next_offset = offset + format::local_header_len(&name, &data) + data.compressed_size;
+        records.push((data, offset));
+        position += len;
+    }
+    if position as u64 != directory.size || next_offset != directory.offset {
+        return Err(damaged(
+            "its entries do not fill it up to the central directory",
+        ));
+    }
+    Ok(records)
 }
 
-impl Reader {
-    fn new(file: File) -> Reader {
-        Reader {
-            inner: BufReader::with_capacity(READ_BUFFER_LEN, file),
-            position: 0,
+/// Whether `data` is what this writer records for `entry`.
+fn describes(entry: &Entry, data: &DataInfo) -> bool {
+    match entry.kind {
+        EntryKind::Dir => *data == DataInfo::EMPTY,
+        EntryKind::Symlink => {
+            let target = entry.link_target.as_deref().unwrap_or_default().as_bytes();
+            *data == DataInfo::stored(target)
+        }
+        EntryKind::File => {
+            data.uncompressed_size == entry.size
+                && match data.method {
+                    Method::Stored => data.compressed_size == entry.size,
+                    Method::Deflated => data.compressed_size < entry.size,
+                }
         }
     }
 }
 
-impl Read for Reader {
-    fn read(&mut self, buffer: &mut [u8]) -> io::Result<usize> {
-        let count = self.inner.read(buffer)?;
-        self.position += count as u64;
-        Ok(count)
+fn read_at(file: &mut File, offset: u64, len: u64) -> Result<Vec<u8>, Unusable> {
+    let unreadable = |source| Unusable::Unreadable { source };
+    file.seek(SeekFrom::Start(offset)).map_err(unreadable)?;
+    let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+    file.take(len).read_to_end(&mut bytes).map_err(unreadable)?;
+    if bytes.len() as u64 != len {
+        return Err(damaged("it is shorter than its records say"));
     }
-}
-
-impl BufRead for Reader {
-    fn fill_buf(&mut self) -> io::Result<&[u8]> {
-        self.inner.fill_buf()
-    }
-
-    fn consume(&mut self, count: usize) {
-        self.inner.consume(count);
-        self.position += count as u64;
-    }
-}
-
-impl Seek for Reader {
-    fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
-        let target = match to {
-            SeekFrom::Start(offset) => offset,
-            SeekFrom::Current(delta) => {
-                self.position.checked_add_signed(delta).ok_or_else(|| {
-                    io::Error::new(io::ErrorKind::InvalidInput, "seek before the start")
-                })?
-            }
-            SeekFrom::End(_) => {
-                self.position = self.inner.seek(to)?;
-                return Ok(self.position);
-            }
-        };
-        let delta = i64::try_from(i128::from(target) - i128::from(self.position))
-            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "seek too far"))?;
-        self.inner.seek_relative(delta)?;
-        self.position = target;
-        Ok(target)
-    }
-
-    fn stream_position(&mut self) -> io::Result<u64> {
-        Ok(self.position)
-    }
+    Ok(bytes)
 }
