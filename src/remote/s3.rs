@@ -14,11 +14,9 @@
 use std::io::Write;
 use std::path::Path;
 
-use aws_config::{BehaviorVersion, Region};
-use aws_sdk_s3::config::Credentials;
+use aws_config::Region;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
-use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
 
 use super::store::{ObjectStore, StoreError};
 use crate::deploy::aws::ConnectOptions;
@@ -304,26 +302,10 @@ fn is_missing<E: ProvideErrorMetadata>(error: &SdkError<E>) -> bool {
         || (status == Some(404) && error.code() != Some("NoSuchBucket"))
 }
 
-/// The SDK configuration, with the same single HTTP client as the AWS target.
+/// The SDK configuration, with the same single HTTP client as the AWS target; `region` applies
+/// only when the standard chain names none.
 async fn load_config(region: Option<&str>, options: &ConnectOptions) -> aws_config::SdkConfig {
-    let http_client = aws_smithy_http_client::Builder::new()
-        .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
-        .build_https();
-    let mut loader = aws_config::defaults(BehaviorVersion::latest()).http_client(http_client);
-    if let Some(url) = &options.endpoint_url {
-        loader = loader.endpoint_url(url);
-    }
-    if let Some(keys) = &options.credentials {
-        let credentials = Credentials::new(
-            &keys.access_key_id,
-            &keys.secret_access_key,
-            None,
-            None,
-            "lamina",
-        );
-        loader = loader.credentials_provider(credentials);
-    }
-    let mut config = loader.load().await;
+    let mut config = crate::deploy::aws::sdk_loader(options).load().await;
     if config.region().is_none() {
         if let Some(region) = region {
             config = config

@@ -217,13 +217,20 @@ impl AwsTarget {
 /// Builds the SDK configuration with one HTTP client: hyper with rustls on ring, which serves
 /// both `https://` endpoints and plain `http://` ones such as a local test server.
 async fn load_sdk_config(config: &AwsConfig, options: &ConnectOptions) -> aws_config::SdkConfig {
+    let mut loader = sdk_loader(options);
+    if let Some(region) = &config.region {
+        loader = loader.region(Region::new(region.clone()));
+    }
+    loader.load().await
+}
+
+/// The standard AWS configuration chain with lamina's one HTTP client, and the endpoint and
+/// credentials of `options` when they are given. The S3 remote cache shares it.
+pub(crate) fn sdk_loader(options: &ConnectOptions) -> aws_config::ConfigLoader {
     let http_client = aws_smithy_http_client::Builder::new()
         .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
         .build_https();
     let mut loader = aws_config::defaults(BehaviorVersion::latest()).http_client(http_client);
-    if let Some(region) = &config.region {
-        loader = loader.region(Region::new(region.clone()));
-    }
     if let Some(url) = &options.endpoint_url {
         loader = loader.endpoint_url(url);
     }
@@ -237,7 +244,7 @@ async fn load_sdk_config(config: &AwsConfig, options: &ConnectOptions) -> aws_co
         );
         loader = loader.credentials_provider(credentials);
     }
-    loader.load().await
+    loader
 }
 
 /// Resolves credentials once, up front, so that a machine without any says so before the first
