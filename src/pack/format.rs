@@ -144,19 +144,7 @@ pub(super) fn local_header(out: &mut Vec<u8>, name: &str, data: &DataInfo) {
             VERSION_NEEDED
         },
     );
-    put_u16(out, FLAG_UTF8);
-    put_u16(out, data.method.code());
-    put_u16(out, DOS_TIME);
-    put_u16(out, DOS_DATE);
-    put_u32(out, data.crc32);
-    if zip64 {
-        put_u32(out, U32_MARKER);
-        put_u32(out, U32_MARKER);
-    } else {
-        put_u32(out, data.compressed_size as u32);
-        put_u32(out, data.uncompressed_size as u32);
-    }
-    put_u16(out, name_len(name));
+    put_shared_fields(out, name, data, zip64);
     put_u16(out, if zip64 { 20 } else { 0 });
     out.extend_from_slice(name.as_bytes());
     if zip64 {
@@ -166,6 +154,24 @@ pub(super) fn local_header(out: &mut Vec<u8>, name: &str, data: &DataInfo) {
         put_u64(out, data.uncompressed_size);
         put_u64(out, data.compressed_size);
     }
+}
+
+/// The fields a local header and a central record share, in their common order: flags, method,
+/// time, date, CRC-32, the two sizes (or their zip64 markers) and the name length.
+fn put_shared_fields(out: &mut Vec<u8>, name: &str, data: &DataInfo, zip64_sizes: bool) {
+    put_u16(out, FLAG_UTF8);
+    put_u16(out, data.method.code());
+    put_u16(out, DOS_TIME);
+    put_u16(out, DOS_DATE);
+    put_u32(out, data.crc32);
+    if zip64_sizes {
+        put_u32(out, U32_MARKER);
+        put_u32(out, U32_MARKER);
+    } else {
+        put_u32(out, data.compressed_size as u32);
+        put_u32(out, data.uncompressed_size as u32);
+    }
+    put_u16(out, name_len(name));
 }
 
 /// Appends the central directory record of an entry to `out`.
@@ -191,19 +197,7 @@ pub(super) fn central_header(
             VERSION_NEEDED
         },
     );
-    put_u16(out, FLAG_UTF8);
-    put_u16(out, data.method.code());
-    put_u16(out, DOS_TIME);
-    put_u16(out, DOS_DATE);
-    put_u32(out, data.crc32);
-    if zip64_sizes {
-        put_u32(out, U32_MARKER);
-        put_u32(out, U32_MARKER);
-    } else {
-        put_u32(out, data.compressed_size as u32);
-        put_u32(out, data.uncompressed_size as u32);
-    }
-    put_u16(out, name_len(name));
+    put_shared_fields(out, name, data, zip64_sizes);
     put_u16(out, if extra_len > 0 { 4 + extra_len } else { 0 });
     put_u16(out, 0); // comment length
     put_u16(out, 0); // disk number start
