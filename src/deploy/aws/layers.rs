@@ -369,28 +369,37 @@ pub(super) fn read_zip(
     Ok(bytes)
 }
 
+/// A [`LayerVersion`] from the fields that GetLayerVersion and PublishLayerVersion answer alike
+/// (their output types differ but share these names), plus what only lamina knows.
+macro_rules! version_from_output {
+    ($name:expr, $output:expr, $access:expr, $digest:expr, $unzipped_size:expr) => {{
+        let output = $output;
+        LayerVersion {
+            layer: $name.to_owned(),
+            version: output.version as u64,
+            arn: output.layer_version_arn.unwrap_or_default(),
+            code_sha256: output
+                .content
+                .and_then(|c| c.code_sha256)
+                .unwrap_or_default(),
+            description: output.description.unwrap_or_default(),
+            created: rfc3339_utc(output.created_date.as_deref().unwrap_or_default()),
+            runtimes: strings(output.compatible_runtimes.unwrap_or_default(), |r| {
+                r.as_str()
+            }),
+            architectures: strings(output.compatible_architectures.unwrap_or_default(), |a| {
+                a.as_str()
+            }),
+            access: $access,
+            digest: $digest,
+            unzipped_size: $unzipped_size,
+        }
+    }};
+}
+
 fn layer_version(name: &str, output: GetLayerVersionOutput, access: AccessSet) -> LayerVersion {
-    LayerVersion {
-        layer: name.to_owned(),
-        version: output.version as u64,
-        arn: output.layer_version_arn.unwrap_or_default(),
-        code_sha256: output
-            .content
-            .and_then(|c| c.code_sha256)
-            .unwrap_or_default(),
-        description: output.description.unwrap_or_default(),
-        created: rfc3339_utc(output.created_date.as_deref().unwrap_or_default()),
-        runtimes: strings(output.compatible_runtimes.unwrap_or_default(), |r| {
-            r.as_str()
-        }),
-        architectures: strings(output.compatible_architectures.unwrap_or_default(), |a| {
-            a.as_str()
-        }),
-        access,
-        // AWS reports neither; only versions this machine published carry them.
-        digest: None,
-        unzipped_size: None,
-    }
+    // AWS reports neither digest nor unzipped size; only versions this machine published have them.
+    version_from_output!(name, output, access, None, None)
 }
 
 fn published_version(
@@ -398,27 +407,15 @@ fn published_version(
     request: &PublishLayer,
     output: aws_sdk_lambda::operation::publish_layer_version::PublishLayerVersionOutput,
 ) -> LayerVersion {
-    LayerVersion {
-        layer: name.to_owned(),
-        version: output.version as u64,
-        arn: output.layer_version_arn.unwrap_or_default(),
-        code_sha256: output
-            .content
-            .and_then(|c| c.code_sha256)
-            .unwrap_or_default(),
-        description: output.description.unwrap_or_default(),
-        created: rfc3339_utc(output.created_date.as_deref().unwrap_or_default()),
-        runtimes: strings(output.compatible_runtimes.unwrap_or_default(), |r| {
-            r.as_str()
-        }),
-        architectures: strings(output.compatible_architectures.unwrap_or_default(), |a| {
-            a.as_str()
-        }),
-        // A new version has no policy until access is reconciled.
-        access: AccessSet::default(),
-        digest: Some(request.digest),
-        unzipped_size: Some(request.unzipped_size),
-    }
+    // A new version has no policy until access is reconciled.
+    let access = AccessSet::default();
+    version_from_output!(
+        name,
+        output,
+        access,
+        Some(request.digest),
+        Some(request.unzipped_size)
+    )
 }
 
 fn strings<T>(values: Vec<T>, as_str: impl Fn(&T) -> &str) -> Vec<String> {
