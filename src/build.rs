@@ -31,7 +31,8 @@ use tracing::{debug, info, warn};
 mod listing;
 
 use crate::cache::{
-    self, BuildUpdate, Cache, CacheError, FileRecord, ListingRecord, Owner, StaleReason, ZipRecord,
+    self, BuildUpdate, Cache, CacheError, FileRecord, ListingRecord, Owner, PackageList,
+    StaleReason, ZipRecord,
 };
 use crate::digest::{self, Digest, Entry, EntryKind};
 use crate::pack::{self, PackEntry, PackError, PreviousZip};
@@ -107,6 +108,9 @@ pub struct BuildStats {
     pub files_scanned: u64,
     pub files_hashed: u64,
     pub bytes_hashed: u64,
+    /// Times a file's content was read, to hash it, to pack it, or both from one read. A cold
+    /// build reads every file once.
+    pub files_read: u64,
     pub entries_compressed: u64,
     pub entries_reused: u64,
     /// Node packages and Python installs whose cached file list was used without a walk.
@@ -124,6 +128,7 @@ impl BuildStats {
         self.files_scanned += other.files_scanned;
         self.files_hashed += other.files_hashed;
         self.bytes_hashed += other.bytes_hashed;
+        self.files_read += other.files_read;
         self.entries_compressed += other.entries_compressed;
         self.entries_reused += other.entries_reused;
         self.packages_reused += other.packages_reused;
@@ -328,7 +333,19 @@ pub fn build(
     }
     listing.sort_and_check();
 
-    let hashed = hash_stale(subject, &listing, &known, options.mode, clock_ns, progress);
+    let previous = cache.latest_build(&subject.owner)?;
+    let stale = stale_files(&listing, &known, options.mode);
+    let cold = match packs_while_hashing(cache, options, previous.as_ref(), &listing)? {
+        true => pack_while_hashing(state, subject, &listing, &known, &stale, clock_ns, progress),
+        false => None,
+    };
+    let (hashed, cold_zip) = match cold {
+        Some(cold) => (cold.hashed, Some(cold.zip)),
+        None => (
+            hash_stale(subject, &listing, stale, clock_ns, progress),
+            None,
+        ),
+    };
     let is_trusted_next_time = hashed
         .records
         .values()
@@ -339,6 +356,10 @@ pub fn build(
         && stats.packages_reused == skipped.len() as u64;
     stats.files_hashed += hashed.records.len() as u64;
     stats.bytes_hashed += hashed.bytes;
+    // Packing while hashing reads each file once; the packing that follows counts its reads.
+    if cold_zip.is_none() {
+        stats.files_read += hashed.records.len() as u64;
+    }
     stats.stale = hashed.reasons.clone();
     listing.problems.extend(hashed.problems);
     if !listing.problems.is_empty() {
@@ -360,7 +381,6 @@ pub fn build(
         .count() as u64;
     let image = digest::preimage(&entries, pack::FORMAT_LABEL);
     let digest = digest::digest_of_preimage(&image);
-    let previous = cache.latest_build(&subject.owner)?;
     let changed = previous.as_ref().map(|zip| zip.digest) != Some(digest);
     let changes = match (&previous, changed) {
         (Some(zip), true) => diff(
@@ -424,18 +444,21 @@ pub fn build(
     };
 
     if !options.status_only {
-        let packed = find_or_pack(
-            state,
-            cache,
-            remote,
-            subject,
-            &entries,
-            &sources,
-            digest,
-            previous.as_ref(),
-            progress,
-            &mut report.stats,
-        );
+        let packed = match cold_zip {
+            Some(zip) => name_cold_zip(state, cache, subject, zip, digest, &mut report.stats),
+            None => find_or_pack(
+                state,
+                cache,
+                remote,
+                subject,
+                &entries,
+                &sources,
+                digest,
+                previous.as_ref(),
+                progress,
+                &mut report.stats,
+            ),
+        };
         let (zip, status) = match packed {
             Err(BuildError::Pack {
                 source: PackError::ContentChanged { path },
@@ -461,6 +484,17 @@ pub fn build(
     }
     info!(subject = %name, digest = %digest.short(), status = ?report.status, "build finished");
     Ok(report)
+}
+
+/// Hands the memory the packing freed back to the system before the digest and the cache commit
+/// allocate theirs. glibc keeps freed blocks in per-thread arenas, so the compression buffers of the rayon
+/// workers would otherwise stay resident and add to the build's peak.
+fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free memory to the system; it has no preconditions.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }
 
 /// Keeps what this run learned, minus the row of a file whose content no longer matches the hash
@@ -496,7 +530,7 @@ struct Listing {
     /// The cached package lists that were used, so the cache knows they are still needed.
     used_packages: Vec<(PackageKind, blake3::Hash)>,
     /// Package lists that came from the shared cache, to keep locally.
-    fetched_packages: Vec<(PackageKind, blake3::Hash, Vec<Entry>)>,
+    fetched_packages: Vec<(PackageKind, blake3::Hash, PackageList)>,
     /// Stat rows of package.json files hashed to find their package's list.
     hashed_manifests: Vec<(String, FileRecord)>,
     /// Whether entries were appended after the scan (spliced lists or walked packages), which
@@ -506,7 +540,10 @@ struct Listing {
 }
 
 impl Listing {
-    fn new(scanned: Vec<ScannedEntry>, problems: Vec<ScanError>) -> Listing {
+    fn new(mut scanned: Vec<ScannedEntry>, problems: Vec<ScanError>) -> Listing {
+        // The walk collects entries in a vector that grew by doubling; the listing lives through
+        // the whole build, packing included, when memory use peaks.
+        scanned.shrink_to_fit();
         Listing {
             scanned,
             reused: HashMap::new(),
@@ -671,7 +708,7 @@ fn is_below(path: &str, folder: &str) -> bool {
 }
 
 /// Where a skipped package's file list comes from.
-enum PackageList {
+enum ListSource {
     /// A list known under the package's fingerprint; `manifest` is the stat row of its
     /// package.json when that had to be hashed to find the fingerprint.
     Found {
@@ -696,7 +733,7 @@ fn find_package_lists(
     known: &HashMap<String, FileRecord>,
     clock_ns: i64,
     listing: &mut Listing,
-) -> Result<Vec<PackageList>, BuildError> {
+) -> Result<Vec<ListSource>, BuildError> {
     let mut lists = Vec::with_capacity(skipped.len());
     let mut wanted = Vec::new();
     for package in skipped {
@@ -704,19 +741,19 @@ fn find_package_lists(
             Ok(found) => found,
             Err(problem) => {
                 listing.problems.push(problem);
-                lists.push(PackageList::Failed);
+                lists.push(ListSource::Failed);
                 continue;
             }
         };
         match cache.package_files(package.kind, &fingerprint)? {
-            Some(entries) => lists.push(PackageList::Found {
+            Some(entries) => lists.push(ListSource::Found {
                 fingerprint,
                 entries,
                 manifest,
             }),
             None => {
                 wanted.push((lists.len(), package.kind, fingerprint, manifest));
-                lists.push(PackageList::Walk);
+                lists.push(ListSource::Walk);
             }
         }
     }
@@ -728,10 +765,12 @@ fn find_package_lists(
     let fetched = remote.fetch_package_lists(&keys);
     for ((index, kind, fingerprint, manifest), entries) in wanted.into_iter().zip(fetched) {
         if let Some(entries) = entries {
-            listing
-                .fetched_packages
-                .push((kind, fingerprint, entries.clone()));
-            lists[index] = PackageList::Found {
+            listing.fetched_packages.push((
+                kind,
+                fingerprint,
+                PackageList::from(entries.as_slice()),
+            ));
+            lists[index] = ListSource::Found {
                 fingerprint,
                 entries,
                 manifest,
@@ -745,19 +784,19 @@ fn find_package_lists(
 fn splice_package(
     subject: &Subject,
     package: &PackageDir,
-    list: PackageList,
+    list: ListSource,
     scan_options: &ScanOptions,
     listing: &mut Listing,
     stats: &mut BuildStats,
 ) {
     let (fingerprint, list, manifest) = match list {
-        PackageList::Found {
+        ListSource::Found {
             fingerprint,
             entries,
             manifest,
         } => (fingerprint, entries, manifest),
-        PackageList::Failed => return,
-        PackageList::Walk => {
+        ListSource::Failed => return,
+        ListSource::Walk => {
             listing.is_extended = true;
             debug!(package = %package.source_dir, "no cached file list: walking the package");
             let output = scan::scan_package(&subject.root, package, scan_options);
@@ -773,6 +812,7 @@ fn splice_package(
     stats.packages_reused += 1;
     if let Some(record) = manifest {
         stats.files_hashed += 1;
+        stats.files_read += 1;
         stats.bytes_hashed += record.stat.size;
         listing
             .hashed_manifests
@@ -852,7 +892,7 @@ fn new_package_lists(
     cache: &Cache,
     packages: &[PackageDir],
     entries: &[Entry],
-) -> Result<Vec<(PackageKind, blake3::Hash, Vec<Entry>)>, BuildError> {
+) -> Result<Vec<(PackageKind, blake3::Hash, PackageList)>, BuildError> {
     let by_path: HashMap<&str, &Entry> = entries.iter().map(|e| (e.path.as_str(), e)).collect();
     let mut lists = Vec::new();
     for package in packages {
@@ -871,7 +911,8 @@ fn new_package_lists(
         if cache.package_files(package.kind, &fingerprint)?.is_some() {
             continue;
         }
-        lists.push((package.kind, fingerprint, own_entries(package, entries)));
+        let list = PackageList::from(own_entries(package, entries));
+        lists.push((package.kind, fingerprint, list));
     }
     Ok(lists)
 }
@@ -907,21 +948,25 @@ struct Hashed {
 /// kills the reader with SIGBUS, and a build must report such a file, not crash on it.
 const LARGE_FILE: usize = 4 << 20;
 
-fn hash_stale(
-    subject: &Subject,
+/// The files whose cached rows cannot be trusted, by index in the listing, and why.
+struct Stale {
+    indices: Vec<usize>,
+    reasons: BTreeMap<String, u64>,
+}
+
+fn stale_files(
     listing: &Listing,
     known: &HashMap<String, FileRecord>,
     mode: FingerprintMode,
-    clock_ns: i64,
-    progress: &dyn Progress,
-) -> Hashed {
-    let mut reasons: BTreeMap<String, u64> = BTreeMap::new();
-    let mut stale: Vec<&ScannedEntry> = Vec::new();
-    let files = listing
-        .scanned
-        .iter()
-        .filter(|entry| entry.kind == EntryKind::File);
-    for entry in files.filter(|entry| !listing.reused.contains_key(&entry.source_path)) {
+) -> Stale {
+    let mut stale = Stale {
+        indices: Vec::new(),
+        reasons: BTreeMap::new(),
+    };
+    for (index, entry) in listing.scanned.iter().enumerate() {
+        if entry.kind != EntryKind::File || listing.reused.contains_key(&entry.source_path) {
+            continue;
+        }
         let verdict = match mode {
             FingerprintMode::Content => Err(None),
             _ => cache::freshness(known.get(&entry.source_path), &entry.stat).map_err(Some),
@@ -932,11 +977,22 @@ fn hash_stale(
                 |r: StaleReason| r.to_string(),
             );
             debug!(path = %entry.source_path, reason = %label, "hashing");
-            *reasons.entry(label).or_default() += 1;
-            stale.push(entry);
+            *stale.reasons.entry(label).or_default() += 1;
+            stale.indices.push(index);
         }
     }
+    stale
+}
 
+fn hash_stale(
+    subject: &Subject,
+    listing: &Listing,
+    stale: Stale,
+    clock_ns: i64,
+    progress: &dyn Progress,
+) -> Hashed {
+    let reasons = stale.reasons;
+    let stale: Vec<&ScannedEntry> = stale.indices.iter().map(|&i| &listing.scanned[i]).collect();
     progress.start(Phase::Hash, &describe(&subject.owner), stale.len() as u64);
     let results: Vec<Result<(String, FileRecord), Problem>> = stale
         .par_iter()
@@ -974,6 +1030,146 @@ fn hash_stale(
         }
     }
     hashed
+}
+
+/// Whether this build packs its stale files while hashing them, reading each once, instead of
+/// hashing them all first. It must know the digest only after packing, so it is chosen only when
+/// that digest cannot name a zip that is already available: a build with no earlier build of the
+/// subject to copy entries from, no shared cache to fetch a zip from, and no zip in the cache
+/// that this checkout did not build itself (an imported cache may hold this very zip). A
+/// checkout whose own earlier zip matches by chance (two subjects with the same content) packs
+/// it again, then keeps the zip it had.
+fn packs_while_hashing(
+    cache: &Cache,
+    options: &BuildOptions,
+    previous: Option<&ZipRecord>,
+    listing: &Listing,
+) -> Result<bool, BuildError> {
+    if options.status_only || options.remote.is_some() || previous.is_some() {
+        return Ok(false);
+    }
+    let has_files = listing.scanned.iter().any(|e| e.kind == EntryKind::File);
+    if !has_files || !listing.problems.is_empty() {
+        return Ok(false);
+    }
+    Ok(!cache.holds_zips_built_elsewhere()?)
+}
+
+/// A zip written while its stale files were hashed, waiting for its digest.
+struct ColdPack {
+    zip: pack::UnnamedZip,
+    hashed: Hashed,
+}
+
+/// Packs every file of the listing, learning the hash of each stale file from the read that
+/// compresses it. `None` when packing fails: the caller then hashes first, which reports every
+/// problem of the subject at once where packing stops at the first.
+fn pack_while_hashing(
+    state: &StateDir,
+    subject: &Subject,
+    listing: &Listing,
+    known: &HashMap<String, FileRecord>,
+    stale: &Stale,
+    clock_ns: i64,
+    progress: &dyn Progress,
+) -> Option<ColdPack> {
+    let mut unknown = vec![false; listing.scanned.len()];
+    for &index in &stale.indices {
+        unknown[index] = true;
+    }
+    let no_fresh = HashMap::new();
+    let entries: Vec<PackEntry> = listing
+        .scanned
+        .iter()
+        .zip(&unknown)
+        .map(|(scanned, &unknown)| PackEntry {
+            // The zip's bytes do not depend on a file's hash, so an unknown one is left as zeros
+            // until it is learned.
+            entry: match unknown {
+                true => Entry::file(
+                    &scanned.zip_path,
+                    scanned.stat.mode,
+                    scanned.stat.size,
+                    blake3::Hash::from_bytes([0; 32]),
+                ),
+                false => listing.to_entry(scanned, known, &no_fresh),
+            },
+            disk_path: (scanned.kind == EntryKind::File)
+                .then(|| subject.root.join(&scanned.source_path)),
+        })
+        .collect();
+
+    progress.start(Phase::Pack, &describe(&subject.owner), entries.len() as u64);
+    let packed = pack::write_zip_learning(&state.build_dir(), &entries, &unknown, progress);
+    progress.finish();
+    drop(entries);
+    release_free_memory();
+    let zip = match packed {
+        Ok(zip) => zip,
+        Err(error) => {
+            debug!(%error, "packing while hashing failed: hashing first");
+            return None;
+        }
+    };
+    let mut hashed = Hashed {
+        records: HashMap::with_capacity(zip.learned().len()),
+        bytes: 0,
+        reasons: stale.reasons.clone(),
+        problems: Vec::new(),
+    };
+    for &(index, hash) in zip.learned() {
+        let scanned = &listing.scanned[index];
+        let record = FileRecord {
+            stat: scanned.stat,
+            content_hash: hash,
+            link_target: None,
+            clock_ns,
+        };
+        hashed.bytes += scanned.stat.size;
+        hashed.records.insert(scanned.source_path.clone(), record);
+    }
+    Some(ColdPack { zip, hashed })
+}
+
+/// Names a zip packed while hashing by its digest, or drops it when a recorded zip of that
+/// digest is already in the build folder.
+fn name_cold_zip(
+    state: &StateDir,
+    cache: &Cache,
+    subject: &Subject,
+    zip: pack::UnnamedZip,
+    digest: Digest,
+    stats: &mut BuildStats,
+) -> Result<(ZipRecord, BuildStatus), BuildError> {
+    stats.entries_compressed = zip.entries_compressed();
+    stats.files_read += zip.entries_compressed();
+    if let Some(recorded) = cache.zip(&digest)? {
+        let on_disk = fs_err::metadata(state.build_dir().join(&recorded.file_name));
+        if on_disk.map(|m| m.len()).ok() == Some(recorded.size) {
+            return Ok((recorded, BuildStatus::Cached));
+        }
+    }
+    let outcome = zip.name(&digest).map_err(|source| BuildError::Pack {
+        subject: describe(&subject.owner),
+        source,
+    })?;
+    Ok((zip_record(digest, outcome), BuildStatus::Built))
+}
+
+fn zip_record(digest: Digest, outcome: pack::PackOutcome) -> ZipRecord {
+    let file_name = outcome
+        .path
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_else(|| format!("{digest}.zip"));
+    ZipRecord {
+        digest,
+        sha256: outcome.sha256,
+        size: outcome.size,
+        entries: outcome.entries,
+        unzipped_bytes: outcome.unzipped_bytes,
+        file_name,
+    }
 }
 
 /// blake3 of a file's content. The stat size decides only how to read, never what is hashed.
@@ -1042,6 +1238,7 @@ fn find_or_pack(
         }),
         None => None,
     };
+    progress.start(Phase::Pack, &describe(&subject.owner), entries.len() as u64);
     let pack_entries: Vec<PackEntry> = entries
         .iter()
         .zip(sources)
@@ -1056,27 +1253,18 @@ fn find_or_pack(
         &pack_entries,
         previous_zip.as_ref(),
         progress,
-    )
-    .map_err(|source| BuildError::Pack {
+    );
+    progress.finish();
+    drop(pack_entries);
+    release_free_memory();
+    let outcome = outcome.map_err(|source| BuildError::Pack {
         subject: describe(&subject.owner),
         source,
     })?;
     stats.entries_compressed = outcome.entries_compressed;
+    stats.files_read += outcome.entries_compressed;
     stats.entries_reused = outcome.entries_reused;
-    let file_name = outcome
-        .path
-        .file_name()
-        .map(|name| name.to_string_lossy().into_owned())
-        .unwrap_or_else(|| format!("{digest}.zip"));
-    let zip = ZipRecord {
-        digest,
-        sha256: outcome.sha256,
-        size: outcome.size,
-        entries: outcome.entries,
-        unzipped_bytes: outcome.unzipped_bytes,
-        file_name,
-    };
-    Ok((zip, BuildStatus::Built))
+    Ok((zip_record(digest, outcome), BuildStatus::Built))
 }
 
 /// The entry list of an earlier zip. A damaged list only costs the diff and the reuse of

@@ -204,7 +204,20 @@ pub fn preimage(entries: &[Entry], pack_format: &str) -> Vec<u8> {
             .all(|pair| pair[0].path.as_bytes() < pair[1].path.as_bytes()),
         "entries must be sorted by path without duplicates"
     );
-    let mut out = Vec::with_capacity(64 + entries.len() * 80);
+    // The exact length, so that a large layer's preimage is allocated once and not doubled.
+    let entry_bytes: usize = entries
+        .iter()
+        .map(|entry| {
+            let data = match entry.kind {
+                EntryKind::File => 8 + 32,
+                EntryKind::Symlink => 4 + entry.link_target.as_deref().map_or(0, str::len),
+                EntryKind::Dir => 0,
+            };
+            1 + 4 + entry.path.len() + 4 + data
+        })
+        .sum();
+    let header = DOMAIN_TAG.len() + 4 + 4 + pack_format.len() + 8;
+    let mut out = Vec::with_capacity(header + entry_bytes);
     out.extend_from_slice(DOMAIN_TAG);
     out.extend_from_slice(&DIGEST_FORMAT.to_le_bytes());
     put_str(&mut out, pack_format);
@@ -222,6 +235,11 @@ pub fn preimage(entries: &[Entry], pack_format: &str) -> Vec<u8> {
             EntryKind::Dir => {}
         }
     }
+    debug_assert_eq!(
+        out.len(),
+        header + entry_bytes,
+        "the preimage length is exact"
+    );
     out
 }
 

@@ -7,7 +7,7 @@
 
 use rusqlite::{params, Transaction};
 
-use super::{kind_name, BuildUpdate, FileRecord, ZipRecord, PACKAGE_LIST_LABEL};
+use super::{kind_name, BuildUpdate, FileRecord, PackageList, ZipRecord, PACKAGE_LIST_LABEL};
 use crate::digest::{self, Entry};
 use crate::scan::PackageKind;
 
@@ -90,7 +90,7 @@ fn remove_files(
 
 fn insert_packages(
     transaction: &Transaction<'_>,
-    packages: &[(PackageKind, blake3::Hash, Vec<Entry>)],
+    packages: &[(PackageKind, blake3::Hash, PackageList)],
     now: i64,
 ) -> rusqlite::Result<()> {
     let mut statement = transaction.prepare_cached(
@@ -101,9 +101,8 @@ fn insert_packages(
              entries_hash = excluded.entries_hash,
              last_used_at = excluded.last_used_at",
     )?;
-    for (kind, fingerprint, entries) in packages {
-        let encoded = encode_package_list(entries);
-        let hash = blake3::hash(&encoded);
+    for (kind, fingerprint, PackageList(encoded)) in packages {
+        let hash = blake3::hash(encoded);
         statement.execute(params![
             kind_name(*kind),
             fingerprint.as_bytes(),

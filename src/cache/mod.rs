@@ -279,9 +279,8 @@ pub struct BuildUpdate {
     pub upsert_files: Vec<(String, FileRecord)>,
     /// Rows whose files are gone.
     pub remove_files: Vec<String>,
-    /// Package file lists learned in this build: (kind, fingerprint, entries relative to the
-    /// package folder, in any order).
-    pub packages: Vec<(PackageKind, blake3::Hash, Vec<Entry>)>,
+    /// Package file lists learned in this build, by kind and fingerprint.
+    pub packages: Vec<(PackageKind, blake3::Hash, PackageList)>,
     /// Packages whose cached lists this build reused: their `last_used_at` is refreshed so that
     /// garbage collection keeps them.
     pub used_packages: Vec<(PackageKind, blake3::Hash)>,
@@ -303,6 +302,25 @@ pub struct ListingRecord {
     pub digest: Digest,
     /// Files and symlinks in the digest's entry list, for the run's stats.
     pub files: u64,
+}
+
+/// A package's file list (entries relative to the package folder), encoded as the cache stores
+/// it. Lists are encoded as soon as they are made: in the `packages` column's form they take
+/// about half the memory of the entries, and a cold build learns hundreds of them at once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PackageList(pub(crate) Vec<u8>);
+
+impl From<&[Entry]> for PackageList {
+    /// Encodes `entries`, in any order.
+    fn from(entries: &[Entry]) -> PackageList {
+        PackageList(commit::encode_package_list(entries))
+    }
+}
+
+impl From<Vec<Entry>> for PackageList {
+    fn from(entries: Vec<Entry>) -> PackageList {
+        PackageList::from(entries.as_slice())
+    }
 }
 
 impl BuildUpdate {
@@ -518,6 +536,19 @@ impl Cache {
         self.connection
             .prepare_cached(&format!("SELECT {ZIP_COLUMNS} FROM zips WHERE digest = ?1"))
             .and_then(|mut statement| statement.query_row([&digest.0], zip_record).optional())
+            .map_err(|e| self.sql_error(e))
+    }
+
+    /// Whether the cache records a zip that no build of this checkout produced or reused: one
+    /// imported from another machine (see `cache import`), which a build may find by its digest.
+    pub fn holds_zips_built_elsewhere(&self) -> Result<bool, CacheError> {
+        self.connection
+            .prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM zips
+                 WHERE digest NOT IN (SELECT digest FROM build_history)
+                   AND digest NOT IN (SELECT digest FROM builds))",
+            )
+            .and_then(|mut statement| statement.query_row([], |row| row.get(0)))
             .map_err(|e| self.sql_error(e))
     }
 

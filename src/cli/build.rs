@@ -220,6 +220,7 @@ pub(super) struct Totals {
     files_scanned: u64,
     files_hashed: u64,
     bytes_hashed: u64,
+    files_read: u64,
     entries_compressed: u64,
     entries_reused: u64,
 }
@@ -229,17 +230,19 @@ impl Totals {
         self.files_scanned += stats.files_scanned;
         self.files_hashed += stats.files_hashed;
         self.bytes_hashed += stats.bytes_hashed;
+        self.files_read += stats.files_read;
         self.entries_compressed += stats.entries_compressed;
         self.entries_reused += stats.entries_reused;
     }
 
     pub(super) fn describe(&self) -> String {
         format!(
-            "scanned {} files, hashed {} ({}), compressed {} entries",
+            "scanned {} files, hashed {} ({}), compressed {} entries, {} file reads",
             self.files_scanned,
             self.files_hashed,
             output::bytes(self.bytes_hashed),
-            self.entries_compressed
+            self.entries_compressed,
+            self.files_read
         )
     }
 }

@@ -20,7 +20,7 @@ use std::path::Path;
 use rayon::prelude::*;
 use sha2::{Digest as _, Sha256};
 
-use super::deflate::{self, Packed};
+use super::deflate::{self, Expected, Packed};
 use super::format::{self, CentralDirectory, DataInfo};
 use super::previous::{CopyError, Previous, Unusable};
 use super::{PackEntry, PackError};
@@ -41,7 +41,7 @@ pub(super) struct Limits {
 impl Limits {
     pub(super) const DEFAULT: Limits = Limits {
         in_memory_max: 16 << 20,
-        batch_bytes: 32 << 20,
+        batch_bytes: 16 << 20,
         batch_entries: 8192,
     };
 }
@@ -53,8 +53,11 @@ enum Plan {
     Reuse(usize),
     /// Written from the entry alone: a folder or a symlink.
     Generate,
-    InMemory,
-    Streaming,
+    /// Read whole, then compressed; `learn` when the file's hash is not known yet (it is then
+    /// computed from the same read instead of checked).
+    InMemory { learn: bool },
+    /// Compressed streaming, through a temporary file.
+    Streaming { learn: bool },
 }
 
 /// What an attempt to write the zip ended with.
@@ -71,24 +74,28 @@ impl From<PackError> for AssembleError {
 }
 
 /// What the zip holds, once written.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(super) struct Written {
     pub sha256: [u8; 32],
     pub size: u64,
     pub entries_compressed: u64,
     pub entries_reused: u64,
+    /// The blake3 of each file that was packed without a known hash, by entry index.
+    pub learned: Vec<(usize, blake3::Hash)>,
 }
 
 /// Writes the zip of `entries` to `file`, reusing entries of `previous` where they match.
+/// The files marked in `unknown` have no hash yet: theirs is learned while they are compressed.
 pub(super) fn assemble(
     file: &File,
     zip_path: &Path,
     entries: &[PackEntry],
+    unknown: Option<&[bool]>,
     previous: Option<Previous<'_>>,
     limits: &Limits,
     progress: &dyn Progress,
 ) -> Result<Written, AssembleError> {
-    let plans = plan(entries, previous.as_ref(), limits);
+    let plans = plan(entries, unknown, previous.as_ref(), limits);
     let spill_dir = zip_path.parent().unwrap_or(Path::new("."));
     let mut writer = OrderedWriter::new(file, zip_path, previous, entries.len());
 
@@ -110,9 +117,15 @@ pub(super) fn assemble(
     Ok(writer.finish(entries)?)
 }
 
-fn plan(entries: &[PackEntry], previous: Option<&Previous<'_>>, limits: &Limits) -> Vec<Plan> {
+fn plan(
+    entries: &[PackEntry],
+    unknown: Option<&[bool]>,
+    previous: Option<&Previous<'_>>,
+    limits: &Limits,
+) -> Vec<Plan> {
     let matches = previous.map(|previous| previous.matches(entries));
     let matched = |index: usize| matches.as_ref().and_then(|matches| matches[index]);
+    let learn = |index: usize| unknown.is_some_and(|unknown| unknown[index]);
     entries
         .iter()
         .enumerate()
@@ -121,9 +134,13 @@ fn plan(entries: &[PackEntry], previous: Option<&Previous<'_>>, limits: &Limits)
                 (Some(previous_index), _) => Plan::Reuse(previous_index),
                 (None, EntryKind::Dir | EntryKind::Symlink) => Plan::Generate,
                 (None, EntryKind::File) if pack_entry.entry.size > limits.in_memory_max => {
-                    Plan::Streaming
+                    Plan::Streaming {
+                        learn: learn(index),
+                    }
                 }
-                (None, EntryKind::File) => Plan::InMemory,
+                (None, EntryKind::File) => Plan::InMemory {
+                    learn: learn(index),
+                },
             },
         )
         .collect()
@@ -136,8 +153,8 @@ fn batches(entries: &[PackEntry], plans: &[Plan], limits: &Limits) -> Vec<Range<
     let (mut start, mut bytes) = (0, 0);
     for (index, plan) in plans.iter().enumerate() {
         let cost = match plan {
-            Plan::InMemory => entries[index].entry.size,
-            Plan::Reuse(_) | Plan::Generate | Plan::Streaming => 0,
+            Plan::InMemory { .. } => entries[index].entry.size,
+            Plan::Reuse(_) | Plan::Generate | Plan::Streaming { .. } => 0,
         };
         let is_full = bytes + cost > limits.batch_bytes || index - start >= limits.batch_entries;
         if is_full && index > start {
@@ -174,6 +191,10 @@ fn pack_one(pack_entry: &PackEntry, plan: Plan, spill_dir: &Path) -> Result<Pack
                 zip_path: entry.path.clone(),
             })
     };
+    let expected = |learn: bool| match learn {
+        true => Expected::Learn,
+        false => Expected::Hash(entry.content_hash),
+    };
     match plan {
         Plan::Reuse(previous_index) => Ok(Packed::Reused { previous_index }),
         Plan::Generate => {
@@ -181,10 +202,13 @@ fn pack_one(pack_entry: &PackEntry, plan: Plan, spill_dir: &Path) -> Result<Pack
             Ok(Packed::Memory {
                 data: DataInfo::stored(&content),
                 bytes: content,
+                learned: None,
             })
         }
-        Plan::InMemory => deflate::pack_in_memory(entry, disk_path()?),
-        Plan::Streaming => deflate::pack_streaming(entry, disk_path()?, spill_dir),
+        Plan::InMemory { learn } => deflate::pack_in_memory(entry, disk_path()?, expected(learn)),
+        Plan::Streaming { learn } => {
+            deflate::pack_streaming(entry, disk_path()?, spill_dir, expected(learn))
+        }
     }
 }
 
@@ -197,6 +221,7 @@ struct OrderedWriter<'a> {
     header: Vec<u8>,
     entries_compressed: u64,
     entries_reused: u64,
+    learned: Vec<(usize, blake3::Hash)>,
 }
 
 impl<'a> OrderedWriter<'a> {
@@ -213,6 +238,7 @@ impl<'a> OrderedWriter<'a> {
             header: Vec::new(),
             entries_compressed: 0,
             entries_reused: 0,
+            learned: Vec::new(),
         }
     }
 
@@ -234,6 +260,7 @@ impl<'a> OrderedWriter<'a> {
         let entry = &pack_entry.entry;
         let offset = self.out.position;
         let is_file = entry.kind == EntryKind::File;
+        let index = self.records.len();
         let data = match packed {
             Packed::Reused { previous_index } => {
                 let previous = self
@@ -250,27 +277,41 @@ impl<'a> OrderedWriter<'a> {
                 self.entries_reused += u64::from(is_file);
                 data
             }
-            Packed::Memory { data, bytes } => {
+            Packed::Memory {
+                data,
+                bytes,
+                learned,
+            } => {
                 self.write_header(entry, &data)?;
                 self.out.write(&bytes)?;
                 self.entries_compressed += u64::from(is_file);
+                self.learned.extend(learned.map(|hash| (index, hash)));
                 data
             }
-            Packed::Spilled { data, spill } => {
+            Packed::Spilled {
+                data,
+                spill,
+                learned,
+            } => {
                 self.write_header(entry, &data)?;
                 self.out
                     .copy_from(spill.take(data.compressed_size), pack_entry)?;
                 self.entries_compressed += 1;
+                self.learned.extend(learned.map(|hash| (index, hash)));
                 data
             }
-            Packed::StoredFromDisk { data } => {
+            Packed::StoredFromDisk { data, learned } => {
                 self.write_header(entry, &data)?;
                 let path = pack_entry
                     .disk_path
                     .as_deref()
                     .expect("a streamed file has a disk path");
-                deflate::copy_stored_from_disk(entry, path, &data, |bytes| self.out.write(bytes))?;
+                let hash = learned.unwrap_or(entry.content_hash);
+                deflate::copy_stored_from_disk(entry, path, &data, hash, |bytes| {
+                    self.out.write(bytes)
+                })?;
                 self.entries_compressed += 1;
+                self.learned.extend(learned.map(|hash| (index, hash)));
                 data
             }
         };
@@ -322,6 +363,7 @@ impl<'a> OrderedWriter<'a> {
             size,
             entries_compressed: self.entries_compressed,
             entries_reused: self.entries_reused,
+            learned: self.learned,
         })
     }
 }

@@ -1,4 +1,5 @@
-//! One read of a file feeds its blake3 check, its CRC-32 and the deflate compressor.
+//! One read of a file feeds its blake3 (checked against the entry's hash, or learned when no
+//! hash is known yet), its CRC-32 and the deflate compressor.
 //!
 //! Deflate output must depend on the content alone. zlib-style compressors are deterministic for
 //! a given sequence of calls, so this module also fixes the calls: the content always reaches the
@@ -30,17 +31,53 @@ const OUTPUT_LEN: usize = 64 * 1024;
 const STREAM_READ_LEN: usize = 16 * FEED_LEN;
 
 /// An entry's data, ready to follow its local header.
+///
+/// `learned` is the blake3 of a file read without a known hash (see [`Expected`]); `None` when
+/// the hash was known and checked, and for folders and symlinks.
 #[derive(Debug)]
 pub(super) enum Packed {
     /// The bytes after the local header (deflated or stored), in memory.
-    Memory { data: DataInfo, bytes: Vec<u8> },
+    Memory {
+        data: DataInfo,
+        bytes: Vec<u8>,
+        learned: Option<blake3::Hash>,
+    },
     /// A large file deflated into an anonymous temporary file, rewound.
-    Spilled { data: DataInfo, spill: File },
+    Spilled {
+        data: DataInfo,
+        spill: File,
+        learned: Option<blake3::Hash>,
+    },
     /// A large file whose deflated form was not smaller: stored, so it is read again from disk
     /// while it is written (and checked again, since it may have changed in between).
-    StoredFromDisk { data: DataInfo },
+    StoredFromDisk {
+        data: DataInfo,
+        learned: Option<blake3::Hash>,
+    },
     /// Copied from the previous zip: its record at this index.
     Reused { previous_index: usize },
+}
+
+/// What a file's content is checked against while it is read.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Expected {
+    /// The content must have this blake3 (the entry's `content_hash`).
+    Hash(blake3::Hash),
+    /// Nothing is known yet: the blake3 is computed from this read and returned.
+    Learn,
+}
+
+impl Expected {
+    /// The hash learned from a read that computed `hash`, or the error when a known hash differs.
+    fn settle(self, hash: blake3::Hash, path: &Path) -> Result<Option<blake3::Hash>, PackError> {
+        match self {
+            Expected::Learn => Ok(Some(hash)),
+            Expected::Hash(known) if known == hash => Ok(None),
+            Expected::Hash(_) => Err(PackError::ContentChanged {
+                path: path.to_path_buf(),
+            }),
+        }
+    }
 }
 
 /// A raw deflate compressor (no zlib header) and its output buffer, reused by one thread for
@@ -118,14 +155,19 @@ impl Deflater {
     }
 }
 
-/// Reads `entry`'s file whole, checks it against the entry, and deflates it, or stores it when
-/// the deflated form is not smaller (always for an empty file).
-pub(super) fn pack_in_memory(entry: &Entry, path: &Path) -> Result<Packed, PackError> {
-    let content = read_verified(entry, path)?;
+/// Reads `entry`'s file whole, checks it against the entry's size and `expected`, and deflates
+/// it, or stores it when the deflated form is not smaller (always for an empty file).
+pub(super) fn pack_in_memory(
+    entry: &Entry,
+    path: &Path,
+    expected: Expected,
+) -> Result<Packed, PackError> {
+    let (content, learned) = read_checked(entry, path, expected)?;
     if content.is_empty() {
         return Ok(Packed::Memory {
             data: DataInfo::stored(&content),
             bytes: content,
+            learned,
         });
     }
     let crc32 = crc32fast::hash(&content);
@@ -150,6 +192,7 @@ pub(super) fn pack_in_memory(entry: &Entry, path: &Path) -> Result<Packed, PackE
         return Ok(Packed::Memory {
             data,
             bytes: content,
+            learned,
         });
     }
     let data = DataInfo {
@@ -161,10 +204,15 @@ pub(super) fn pack_in_memory(entry: &Entry, path: &Path) -> Result<Packed, PackE
     Ok(Packed::Memory {
         data,
         bytes: compressed,
+        learned,
     })
 }
 
-fn read_verified(entry: &Entry, path: &Path) -> Result<Vec<u8>, PackError> {
+fn read_checked(
+    entry: &Entry,
+    path: &Path,
+    expected: Expected,
+) -> Result<(Vec<u8>, Option<blake3::Hash>), PackError> {
     let read_error = |source| PackError::Read {
         path: path.to_path_buf(),
         source,
@@ -175,21 +223,24 @@ fn read_verified(entry: &Entry, path: &Path) -> Result<Vec<u8>, PackError> {
     file.take(entry.size + 1)
         .read_to_end(&mut content)
         .map_err(read_error)?;
-    if content.len() as u64 != entry.size || blake3::hash(&content) != entry.content_hash {
+    if content.len() as u64 != entry.size {
         return Err(PackError::ContentChanged {
             path: path.to_path_buf(),
         });
     }
-    Ok(content)
+    let learned = expected.settle(blake3::hash(&content), path)?;
+    Ok((content, learned))
 }
 
-/// Reads `entry`'s file in [`STREAM_READ_LEN`] pieces, checks it against the entry, and deflates
-/// it into an anonymous temporary file in `spill_dir`, so that it never sits whole in memory.
-/// A file whose deflated form is not smaller comes back as [`Packed::StoredFromDisk`].
+/// Reads `entry`'s file in [`STREAM_READ_LEN`] pieces, checks it against the entry's size and
+/// `expected`, and deflates it into an anonymous temporary file in `spill_dir`, so that it never
+/// sits whole in memory. A file whose deflated form is not smaller comes back as
+/// [`Packed::StoredFromDisk`].
 pub(super) fn pack_streaming(
     entry: &Entry,
     path: &Path,
     spill_dir: &Path,
+    expected: Expected,
 ) -> Result<Packed, PackError> {
     let spill = tempfile::tempfile_in(spill_dir).map_err(|source| PackError::Spill {
         dir: spill_dir.to_path_buf(),
@@ -199,7 +250,7 @@ pub(super) fn pack_streaming(
         inner: BufWriter::with_capacity(STREAM_READ_LEN, spill),
         count: 0,
     };
-    let mut checker = ContentChecker::new(entry, path);
+    let mut checker = ContentChecker::new(entry, path, expected);
     let mut file = File::open(path).map_err(|source| checker.read_error(source))?;
     let mut buffer = vec![0; STREAM_READ_LEN];
     let deflate_error = |source| PackError::Deflate {
@@ -216,7 +267,7 @@ pub(super) fn pack_streaming(
             deflater.feed(piece, &mut sink).map_err(deflate_error)?;
         }
     })?;
-    let crc32 = checker.finish()?;
+    let (crc32, learned) = checker.finish()?;
 
     let size = entry.size;
     if sink.count >= size {
@@ -226,7 +277,7 @@ pub(super) fn pack_streaming(
             compressed_size: size,
             uncompressed_size: size,
         };
-        return Ok(Packed::StoredFromDisk { data });
+        return Ok(Packed::StoredFromDisk { data, learned });
     }
     let data = DataInfo {
         method: Method::Deflated,
@@ -239,18 +290,23 @@ pub(super) fn pack_streaming(
         .into_inner()
         .map_err(|error| deflate_error(error.into_error()))?;
     spill.rewind().map_err(deflate_error)?;
-    Ok(Packed::Spilled { data, spill })
+    Ok(Packed::Spilled {
+        data,
+        spill,
+        learned,
+    })
 }
 
 /// Reads a large stored file again and passes its bytes to `emit`, checking that they are still
-/// the content the entry was hashed with and that `data` was computed from.
+/// the content with blake3 `hash` that `data` was computed from.
 pub(super) fn copy_stored_from_disk(
     entry: &Entry,
     path: &Path,
     data: &DataInfo,
+    hash: blake3::Hash,
     mut emit: impl FnMut(&[u8]) -> Result<(), PackError>,
 ) -> Result<(), PackError> {
-    let mut checker = ContentChecker::new(entry, path);
+    let mut checker = ContentChecker::new(entry, path, Expected::Hash(hash));
     let mut file = File::open(path).map_err(|source| checker.read_error(source))?;
     let mut buffer = vec![0; STREAM_READ_LEN];
     loop {
@@ -260,7 +316,7 @@ pub(super) fn copy_stored_from_disk(
         }
         emit(piece)?;
     }
-    if checker.finish()? != data.crc32 {
+    if checker.finish()?.0 != data.crc32 {
         return Err(PackError::ContentChanged {
             path: path.to_path_buf(),
         });
@@ -272,16 +328,18 @@ pub(super) fn copy_stored_from_disk(
 struct ContentChecker<'a> {
     entry: &'a Entry,
     path: &'a Path,
+    expected: Expected,
     read: u64,
     blake3: blake3::Hasher,
     crc32: crc32fast::Hasher,
 }
 
 impl<'a> ContentChecker<'a> {
-    fn new(entry: &'a Entry, path: &'a Path) -> ContentChecker<'a> {
+    fn new(entry: &'a Entry, path: &'a Path, expected: Expected) -> ContentChecker<'a> {
         ContentChecker {
             entry,
             path,
+            expected,
             read: 0,
             blake3: blake3::Hasher::new(),
             crc32: crc32fast::Hasher::new(),
@@ -322,14 +380,15 @@ impl<'a> ContentChecker<'a> {
         Ok(piece)
     }
 
-    /// Checks the whole read against the entry and returns its CRC-32.
-    fn finish(self) -> Result<u32, PackError> {
-        if self.read != self.entry.size || self.blake3.finalize() != self.entry.content_hash {
+    /// Checks the whole read against the entry and returns its CRC-32 and the learned hash.
+    fn finish(self) -> Result<(u32, Option<blake3::Hash>), PackError> {
+        if self.read != self.entry.size {
             return Err(PackError::ContentChanged {
                 path: self.path.to_path_buf(),
             });
         }
-        Ok(self.crc32.finalize())
+        let learned = self.expected.settle(self.blake3.finalize(), self.path)?;
+        Ok((self.crc32.finalize(), learned))
     }
 }
 

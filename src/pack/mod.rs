@@ -56,10 +56,16 @@
 //! process killed midway leaves a `.lamina-tmp-*` file that nothing reads). Its SHA-256 is
 //! computed from the bytes as they are written. Each file is read once: the bytes go to blake3
 //! (which must give [`Entry::content_hash`], or the build fails with
-//! [`PackError::ContentChanged`]), to CRC-32 and to the compressor. Files are compressed in
+//! [`PackError::ContentChanged`]; or, through [`write_zip_learning`], which gives the hash of a
+//! file that had none), to CRC-32 and to the compressor. Files are compressed in
 //! parallel and written in order, in batches that bound the memory in use (see `assemble`);
 //! large files are compressed streaming. Only a large file that does not compress is read twice,
 //! since its content must then be stored; the second read is checked as well.
+//!
+//! A cold build need not read its files twice, once to learn the digest that names the zip and
+//! once to pack them: [`write_zip_learning`] packs files whose hash is not known yet, computing
+//! their blake3 from the read that compresses them, and leaves the zip unnamed until the caller
+//! has the digest ([`UnnamedZip::name`]).
 //!
 //! Given a [`PreviousZip`] written under the same label, entries identical to one of its entries
 //! are copied from it instead of read and compressed again (see `previous`), which gives the same
@@ -169,6 +175,98 @@ pub enum PackError {
     NameTooLong { zip_path: String },
 }
 
+/// A zip written completely to a temporary file in the output folder, waiting for the digest
+/// that names it. Dropping it removes the file.
+#[derive(Debug)]
+pub struct UnnamedZip {
+    temp: tempfile::NamedTempFile,
+    out_dir: PathBuf,
+    written: Written,
+    entries: u64,
+    unzipped_bytes: u64,
+}
+
+impl UnnamedZip {
+    /// The blake3 of every file that was packed without a known hash, by index in the entries
+    /// given to [`write_zip_learning`].
+    pub fn learned(&self) -> &[(usize, blake3::Hash)] {
+        &self.written.learned
+    }
+
+    /// Files read from disk and packed.
+    pub fn entries_compressed(&self) -> u64 {
+        self.written.entries_compressed
+    }
+
+    /// Renames the zip to `<out_dir>/<digest hex>.zip`.
+    pub fn name(self, digest: &Digest) -> Result<PackOutcome, PackError> {
+        let zip_path = self.out_dir.join(format!("{}.zip", digest.to_hex()));
+        persist(self.temp, &zip_path)?;
+        debug!(zip = %zip_path.display(), size = self.written.size, "zip written and named");
+        Ok(PackOutcome {
+            path: zip_path,
+            sha256: self.written.sha256,
+            size: self.written.size,
+            entries: self.entries,
+            unzipped_bytes: self.unzipped_bytes,
+            entries_compressed: self.written.entries_compressed,
+            entries_reused: self.written.entries_reused,
+        })
+    }
+}
+
+/// Writes the zip of `entries` (sorted by path) to a temporary file in `out_dir`, reading every
+/// file once. The files with `unknown[index]` set have no hash yet: their blake3 is computed
+/// from the read that compresses them (and their `content_hash` is ignored); the others are
+/// checked against their hash as in [`write_zip`].
+///
+/// # Panics
+/// If `unknown` is not as long as `entries`; in debug builds, if the entries are not strictly
+/// sorted by path.
+pub fn write_zip_learning(
+    out_dir: &Path,
+    entries: &[PackEntry],
+    unknown: &[bool],
+    progress: &dyn Progress,
+) -> Result<UnnamedZip, PackError> {
+    write_unnamed(out_dir, entries, unknown, progress, &Limits::DEFAULT)
+}
+
+fn write_unnamed(
+    out_dir: &Path,
+    entries: &[PackEntry],
+    unknown: &[bool],
+    progress: &dyn Progress,
+    limits: &Limits,
+) -> Result<UnnamedZip, PackError> {
+    assert_eq!(entries.len(), unknown.len(), "one flag per entry");
+    check_sorted(entries);
+    check_entries(entries)?;
+    create_out_dir(out_dir)?;
+    // Errors name the zip by where it is being written.
+    let label = out_dir.join(".lamina-tmp-*.zip");
+    let attempt = write_temp(
+        out_dir,
+        &label,
+        entries,
+        Some(unknown),
+        None,
+        limits,
+        progress,
+    );
+    let (temp, written) = attempt.map_err(|error| match error {
+        AssembleError::Pack(error) => error,
+        AssembleError::Previous(_) => unreachable!("an attempt without a previous zip"),
+    })?;
+    Ok(UnnamedZip {
+        temp,
+        out_dir: out_dir.to_path_buf(),
+        written,
+        entries: entries.len() as u64,
+        unzipped_bytes: unzipped_bytes(entries),
+    })
+}
+
 /// Writes the zip of `entries` (sorted by path) to `<out_dir>/<digest>.zip` atomically, reusing
 /// the compressed entries of `previous` where they are identical.
 ///
@@ -203,17 +301,9 @@ fn write_zip_with(
     progress: &dyn Progress,
     limits: &Limits,
 ) -> Result<PackOutcome, PackError> {
-    debug_assert!(
-        entries
-            .windows(2)
-            .all(|pair| pair[0].entry.path.as_bytes() < pair[1].entry.path.as_bytes()),
-        "entries must be sorted by path without duplicates"
-    );
+    check_sorted(entries);
     check_entries(entries)?;
-    fs_err::create_dir_all(out_dir).map_err(|source| PackError::CreateDir {
-        dir: out_dir.to_path_buf(),
-        source,
-    })?;
+    create_out_dir(out_dir)?;
     let zip_path = out_dir.join(format!("{}.zip", digest.to_hex()));
 
     let written = write_reusing(out_dir, &zip_path, entries, previous, limits, progress)?;
@@ -259,6 +349,22 @@ fn write_reusing(
     attempt(out_dir, zip_path, entries, None, limits, progress).map_err(|error| match error {
         AssembleError::Pack(error) => error,
         AssembleError::Previous(_) => unreachable!("an attempt without a previous zip"),
+    })
+}
+
+fn check_sorted(entries: &[PackEntry]) {
+    debug_assert!(
+        entries
+            .windows(2)
+            .all(|pair| pair[0].entry.path.as_bytes() < pair[1].entry.path.as_bytes()),
+        "entries must be sorted by path without duplicates"
+    );
+}
+
+fn create_out_dir(out_dir: &Path) -> Result<(), PackError> {
+    fs_err::create_dir_all(out_dir).map_err(|source| PackError::CreateDir {
+        dir: out_dir.to_path_buf(),
+        source,
     })
 }
 
@@ -308,6 +414,22 @@ fn attempt(
     limits: &Limits,
     progress: &dyn Progress,
 ) -> Result<Written, AssembleError> {
+    let (temp, written) = write_temp(out_dir, zip_path, entries, None, previous, limits, progress)?;
+    persist(temp, zip_path)?;
+    Ok(written)
+}
+
+/// Writes the zip into a temporary file in `out_dir`, readable by all and synced. `zip_path`
+/// names the zip in errors.
+fn write_temp(
+    out_dir: &Path,
+    zip_path: &Path,
+    entries: &[PackEntry],
+    unknown: Option<&[bool]>,
+    previous: Option<Previous<'_>>,
+    limits: &Limits,
+    progress: &dyn Progress,
+) -> Result<(tempfile::NamedTempFile, Written), AssembleError> {
     let temp = tempfile::Builder::new()
         .prefix(".lamina-tmp-")
         .suffix(".zip")
@@ -320,6 +442,7 @@ fn attempt(
         temp.as_file(),
         zip_path,
         entries,
+        unknown,
         previous,
         limits,
         progress,
@@ -335,9 +458,13 @@ fn attempt(
         .set_permissions(readable)
         .map_err(write_error)?;
     temp.as_file().sync_all().map_err(write_error)?;
+    Ok((temp, written))
+}
+
+fn persist(temp: tempfile::NamedTempFile, zip_path: &Path) -> Result<(), PackError> {
     temp.persist(zip_path).map_err(|error| PackError::Persist {
         zip: zip_path.to_path_buf(),
         source: error.error,
     })?;
-    Ok(written)
+    Ok(())
 }

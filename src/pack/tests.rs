@@ -199,3 +199,94 @@ fn a_zip_from_this_writer_is_accepted_as_previous() {
         "every local header and its data"
     );
 }
+
+/// The entries with every file's hash replaced by zeros and marked unknown, as a cold build
+/// gives them before it has read anything.
+fn unknown_hashes(entries: &[PackEntry]) -> (Vec<PackEntry>, Vec<bool>) {
+    let blank = blake3::Hash::from_bytes([0; 32]);
+    let unknown: Vec<bool> = entries
+        .iter()
+        .map(|e| e.entry.kind == EntryKind::File)
+        .collect();
+    let blanked = entries
+        .iter()
+        .map(|e| {
+            let mut e = e.clone();
+            if e.entry.kind == EntryKind::File {
+                e.entry.content_hash = blank;
+            }
+            e
+        })
+        .collect();
+    (blanked, unknown)
+}
+
+#[test]
+fn packing_while_hashing_writes_the_same_bytes_and_learns_every_hash() {
+    let dir = tempfile::tempdir().unwrap();
+    let entries = sample(&dir.path().join("tree"));
+    let (_, checked) = zip_with(&dir.path().join("checked"), &entries, &Limits::DEFAULT);
+    let (blanked, unknown) = unknown_hashes(&entries);
+    // The streaming limit sends the two large files through the spill and stored paths too.
+    for limits in [
+        Limits::DEFAULT,
+        Limits {
+            in_memory_max: 100_000,
+            ..Limits::DEFAULT
+        },
+    ] {
+        let out = dir.path().join("learned");
+        let zip = write_unnamed(&out, &blanked, &unknown, &NoProgress, &limits).unwrap();
+        let learned: Vec<(usize, blake3::Hash)> = zip.learned().to_vec();
+        let expected: Vec<(usize, blake3::Hash)> = entries
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.entry.kind == EntryKind::File)
+            .map(|(index, e)| (index, e.entry.content_hash))
+            .collect();
+        assert_eq!(learned, expected, "{limits:?}");
+        let outcome = zip.name(&Digest([7; 32])).unwrap();
+        assert_eq!(fs_err::read(&outcome.path).unwrap(), checked, "{limits:?}");
+        assert_eq!(outcome.entries_compressed, 5);
+    }
+}
+
+#[test]
+fn known_hashes_are_still_checked_while_others_are_learned() {
+    let dir = tempfile::tempdir().unwrap();
+    let entries = sample(&dir.path().join("tree"));
+    let changed = entries.iter().find(|e| e.entry.path == "lib/c.js").unwrap();
+    let changed_path = changed.disk_path.clone().unwrap();
+    let mut content = fs_err::read(&changed_path).unwrap();
+    content[10] ^= 1;
+    fs_err::write(&changed_path, content).unwrap();
+    // Only the other files are unknown: c.js keeps its (now wrong) hash.
+    let unknown: Vec<bool> = entries
+        .iter()
+        .map(|e| e.entry.kind == EntryKind::File && e.entry.path != "lib/c.js")
+        .collect();
+
+    let out = dir.path().join("out");
+    let result = write_unnamed(&out, &entries, &unknown, &NoProgress, &Limits::DEFAULT);
+    assert!(
+        matches!(&result, Err(PackError::ContentChanged { path }) if *path == changed_path),
+        "{result:?}"
+    );
+    assert_eq!(
+        fs_err::read_dir(&out).unwrap().count(),
+        0,
+        "a file was left"
+    );
+}
+
+#[test]
+fn an_unnamed_zip_dropped_leaves_nothing_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let entries = sample(&dir.path().join("tree"));
+    let (blanked, unknown) = unknown_hashes(&entries);
+    let out = dir.path().join("out");
+    let zip = write_unnamed(&out, &blanked, &unknown, &NoProgress, &Limits::DEFAULT).unwrap();
+    assert_eq!(fs_err::read_dir(&out).unwrap().count(), 1);
+    drop(zip);
+    assert_eq!(fs_err::read_dir(&out).unwrap().count(), 0);
+}

@@ -200,7 +200,7 @@ fn build_round_trips_through_the_cache() {
     let package = blake3::hash(b"package.json");
     let update = BuildUpdate {
         upsert_files: files.clone(),
-        packages: vec![(PackageKind::Node, package, entries("package"))],
+        packages: vec![(PackageKind::Node, package, entries("package").into())],
         zip: Some((zip.clone(), preimage)),
         ..Default::default()
     };
@@ -249,7 +249,7 @@ fn owners_and_package_kinds_do_not_share_rows() {
     let fingerprint = blake3::hash(b"same fingerprint");
     let update = BuildUpdate {
         upsert_files: rows(2, 1),
-        packages: vec![(PackageKind::Node, fingerprint, entries("node"))],
+        packages: vec![(PackageKind::Node, fingerprint, entries("node").into())],
         ..Default::default()
     };
     cache.commit_build(&layer(), update).unwrap();
@@ -289,7 +289,11 @@ fn failed_commit_leaves_the_previous_state() {
     let failing = BuildUpdate {
         upsert_files: rows(10, 2),
         remove_files: vec!["lib/nodejs/file-00000.js".into()],
-        packages: vec![(PackageKind::Node, blake3::hash(b"p"), entries("package"))],
+        packages: vec![(
+            PackageKind::Node,
+            blake3::hash(b"p"),
+            entries("package").into(),
+        )],
         zip: Some((bad_zip.clone(), bad_preimage)),
         ..Default::default()
     };
@@ -406,7 +410,7 @@ fn package_lists_come_back_sorted_and_reuse_refreshes_them() {
     let mut listed = entries("left-pad");
     listed.reverse();
     let update = BuildUpdate {
-        packages: vec![(PackageKind::Python, fingerprint, listed)],
+        packages: vec![(PackageKind::Python, fingerprint, listed.into())],
         ..Default::default()
     };
     cache.commit_build(&layer(), update).unwrap();
@@ -475,7 +479,7 @@ fn damaged_package_list_is_an_error_not_wrong_data() {
     let mut cache = Cache::open(&db_path(dir.path())).unwrap();
     let fingerprint = blake3::hash(b"package.json");
     let update = BuildUpdate {
-        packages: vec![(PackageKind::Node, fingerprint, entries("package"))],
+        packages: vec![(PackageKind::Node, fingerprint, entries("package").into())],
         ..Default::default()
     };
     cache.commit_build(&layer(), update).unwrap();

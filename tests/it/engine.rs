@@ -745,3 +745,132 @@ fn status_in_manifests_mode_does_not_refresh_package_lists() {
     project.build(FingerprintMode::Manifests);
     assert!(last_used() > 0, "a build keeps the lists it used");
 }
+
+#[test]
+fn a_cold_build_reads_each_file_once_and_writes_what_the_hash_first_path_writes() {
+    let cold = Project::new();
+    populate(&cold);
+    let report = cold.build(FingerprintMode::Stat);
+    let files = report.stats.files_scanned - 1; // the symlink is scanned, not read
+    assert_eq!(report.stats.files_hashed, files, "{:?}", report.stats);
+    assert_eq!(report.stats.entries_compressed, files);
+    assert_eq!(report.stats.files_read, files, "{:?}", report.stats);
+
+    // The same content reached through an earlier build: the files are hashed first, then the
+    // changed one is packed and the others are copied from the earlier zip.
+    let warm = Project::new();
+    populate(&warm);
+    let index = "lib/nodejs/node_modules/left/index.js";
+    let original = std::fs::read_to_string(warm.layer().join(index)).unwrap();
+    warm.write(index, "changed\n");
+    warm.build(FingerprintMode::Stat);
+    warm.write(index, &original);
+    age_tree(&warm.layer());
+    let again = warm.build(FingerprintMode::Stat);
+    let stats = &again.stats;
+    assert_eq!(stats.entries_compressed, 1, "{stats:?}");
+    assert_eq!(stats.files_read, stats.files_hashed + 1, "{stats:?}");
+    assert_eq!(again.digest, report.digest);
+    assert_eq!(zip_bytes(&again), zip_bytes(&report));
+}
+
+#[test]
+fn a_second_subject_with_the_same_content_keeps_the_first_zip() {
+    let project = Project::new();
+    populate(&project);
+    let first = project.build(FingerprintMode::Stat);
+    let state = StateDir::new(&project.root);
+    let mut cache = Cache::open(&state.cache_db()).unwrap();
+    let twin = Subject {
+        owner: Owner::Layer("twin".into()),
+        root: project.layer(),
+        sources: SourceMapping::layer(),
+    };
+    let options = BuildOptions::default();
+    let second = build::build(&state, &mut cache, &twin, &options, &NoProgress).unwrap();
+    assert_eq!(second.digest, first.digest);
+    assert_eq!(second.status, BuildStatus::Cached);
+    assert_eq!(second.zip_path, first.zip_path);
+    let build_dir = std::fs::read_dir(state.build_dir()).unwrap();
+    let names: Vec<String> = build_dir
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names.len(), 1, "{names:?}");
+}
+
+const UNREADABLE_PROJECT: &str = "LAMINA_TEST_UNREADABLE_PROJECT";
+const UNREADABLE_MARKER: &str = "unreadable-files-child: checked";
+
+/// Root reads every file whatever its mode, so the build runs in a child process of this same
+/// test binary that has dropped to `nobody` first.
+#[test]
+fn every_unreadable_file_of_a_cold_build_is_reported() {
+    let project = Project::new();
+    populate(&project);
+    let secrets = ["lib/nodejs/node_modules/left/index.js", "opt/config/b.json"];
+    for secret in secrets {
+        let path = project.write(secret, "secret");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o000)).unwrap();
+    }
+    for path in crate::support::walk(&project.root) {
+        if path.is_dir() {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+    }
+    // The child writes `.lamina/` here.
+    std::fs::set_permissions(&project.root, std::fs::Permissions::from_mode(0o777)).unwrap();
+
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return check_unreadable_files(&project.root);
+    }
+    let binary = project.root.join("it-test-binary");
+    let current = std::env::current_exe().unwrap();
+    std::fs::hard_link(&current, &binary)
+        .or_else(|_| std::fs::copy(&current, &binary).map(drop))
+        .unwrap();
+    let child = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(&binary)
+        .args([
+            "engine::unreadable_files_child",
+            "--exact",
+            "--ignored",
+            "--nocapture",
+        ])
+        .env(UNREADABLE_PROJECT, &project.root)
+        .output()
+        .expect("setpriv (util-linux) runs the unprivileged part of this test");
+    let stdout = String::from_utf8_lossy(&child.stdout);
+    let stderr = String::from_utf8_lossy(&child.stderr);
+    assert!(child.status.success(), "child failed:\n{stdout}\n{stderr}");
+    assert!(
+        stdout.contains(UNREADABLE_MARKER),
+        "the child ran no check:\n{stdout}\n{stderr}"
+    );
+}
+
+#[test]
+#[ignore = "run by every_unreadable_file_of_a_cold_build_is_reported, as an unprivileged child"]
+fn unreadable_files_child() {
+    let root = std::env::var_os(UNREADABLE_PROJECT).expect("set by the parent test");
+    check_unreadable_files(Path::new(&root));
+    println!("{UNREADABLE_MARKER}");
+}
+
+fn check_unreadable_files(root: &Path) {
+    let project = Project {
+        _dir: tempdir(),
+        root: root.to_path_buf(),
+    };
+    let error = try_build(&project, project.layer(), Owner::Layer("shared".into())).unwrap_err();
+    assert!(error.contains("2 problem(s)"), "{error}");
+    assert!(error.contains("left/index.js`"), "{error}");
+    assert!(error.contains("config/b.json`"), "{error}");
+    assert!(error.contains("Permission denied"), "{error}");
+    let state = StateDir::new(root);
+    let leftovers = std::fs::read_dir(state.build_dir())
+        .map(|dir| dir.count())
+        .unwrap_or(0);
+    assert_eq!(leftovers, 0, "a zip or a temporary file was left behind");
+}
