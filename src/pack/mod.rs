@@ -53,7 +53,8 @@
 //!
 //! The zip is written to a temporary file in the output folder and renamed to
 //! `<digest hex>.zip` once complete and synced; on any error the temporary file is removed (a
-//! process killed midway leaves a `.lamina-tmp-*` file that nothing reads). Its SHA-256 is
+//! process killed midway leaves a `.lamina-tmp-*` file that nothing reads, and that `lamina cache
+//! gc` removes once it is an hour old). Its SHA-256 is
 //! computed from the bytes as they are written. Each file is read once: the bytes go to blake3
 //! (which must give [`Entry::content_hash`], or the build fails with
 //! [`PackError::ContentChanged`]; or, through [`write_zip_learning`], which gives the hash of a

@@ -16,12 +16,14 @@
 //!   not in the zip).
 //!
 //! It removes the dropped zips' files from `.lamina/build/`, and files there that no row names
-//! (a zip renamed into place by a run that died before recording it). Temporary files are left
-//! alone: a running build may be writing them.
+//! (a zip renamed into place by a run that died before recording it). A temporary file
+//! (`.lamina-tmp-*`) is removed only when it has not been written for [`STALE_TEMP`]: a running
+//! build may be writing a younger one, and a build writes its zip continuously.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 use std::sync::OnceLock;
+use std::time::Duration;
 
 use serde::Serialize;
 use tracing::{debug, info, warn};
@@ -460,7 +462,12 @@ fn partition_lists(
     Ok((kept, dropped))
 }
 
-/// Files in `build_dir` that are zips no kept row names, with their total size.
+/// How long a temporary file in the build folder must have gone unwritten before garbage
+/// collection takes it for the leftover of a process that was killed.
+pub const STALE_TEMP: Duration = Duration::from_secs(3600);
+
+/// Files in `build_dir` that are zips no kept row names, or stale temporary files, with their
+/// total size.
 fn unneeded_files(build_dir: &Path, kept: &HashSet<&str>) -> (Vec<std::path::PathBuf>, u64) {
     let Ok(listing) = fs_err::read_dir(build_dir) else {
         return (Vec::new(), 0);
@@ -469,14 +476,12 @@ fn unneeded_files(build_dir: &Path, kept: &HashSet<&str>) -> (Vec<std::path::Pat
     let mut bytes = 0;
     for entry in listing.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        if !name.ends_with(".zip")
-            || name.starts_with(".lamina-tmp-")
-            || kept.contains(name.as_str())
-        {
+        let is_temp = name.starts_with(".lamina-tmp-");
+        if !is_temp && (!name.ends_with(".zip") || kept.contains(name.as_str())) {
             continue;
         }
         match entry.metadata() {
-            Ok(metadata) if metadata.is_file() => {
+            Ok(metadata) if metadata.is_file() && (!is_temp || is_stale(&metadata)) => {
                 bytes += metadata.len();
                 files.push(entry.path());
             }
@@ -484,6 +489,11 @@ fn unneeded_files(build_dir: &Path, kept: &HashSet<&str>) -> (Vec<std::path::Pat
         }
     }
     (files, bytes)
+}
+
+fn is_stale(metadata: &std::fs::Metadata) -> bool {
+    let age = metadata.modified().ok().and_then(|m| m.elapsed().ok());
+    age.is_some_and(|age| age >= STALE_TEMP)
 }
 
 fn delete_rows(

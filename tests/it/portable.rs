@@ -312,7 +312,7 @@ fn zip_names(machine: &Machine) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(machine.root().join(".lamina/build"))
         .unwrap()
         .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|name| name.ends_with(".zip"))
+        .filter(|name| name.ends_with(".zip") && !name.starts_with(".lamina-tmp-"))
         .collect();
     names.sort();
     names
@@ -343,8 +343,21 @@ fn gc_keeps_recent_builds_and_published_versions_and_drops_the_rest() {
     let packages_before = machine.json(&["cache", "stats"])["entries"]["packages"].clone();
     assert_eq!(packages_before, PACKAGES + 1);
 
+    // A killed build's temporary file, and one a running build is writing now.
+    let build_dir = machine.root().join(".lamina/build");
+    let stale = write(&build_dir, ".lamina-tmp-killed.zip", b"half a zip");
+    let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3700);
+    let file = std::fs::File::options().write(true).open(&stale).unwrap();
+    file.set_times(std::fs::FileTimes::new().set_modified(hour_ago))
+        .unwrap();
+    let running = write(&build_dir, ".lamina-tmp-running.zip", b"being written");
+
     let dry = machine.json(&["cache", "gc", "--keep-last", "2", "--dry-run"]);
     assert_eq!(dry["zips_removed"], 1);
+    assert_eq!(
+        dry["files_removed"], 2,
+        "the dropped zip and the stale temporary file"
+    );
     assert_eq!(zip_names(&machine).len(), 4, "a dry run removes nothing");
 
     let report = machine.json(&["cache", "gc", "--keep-last", "2"]);
@@ -354,6 +367,12 @@ fn gc_keeps_recent_builds_and_published_versions_and_drops_the_rest() {
         report["packages_removed"], 1,
         "the list of `extra`, only in build 2"
     );
+    assert!(!stale.exists(), "a stale temporary file is removed");
+    assert!(
+        running.exists(),
+        "a temporary file being written is left alone"
+    );
+    std::fs::remove_file(&running).unwrap();
     let mut expected = vec![digest_of(&first), digest_of(&third), digest_of(&fourth)];
     expected.sort();
     assert_eq!(zip_names(&machine), expected);
