@@ -6,13 +6,14 @@
 //! system except the content of files, and that content is checked against the hash the entry
 //! was built with. This module does not scan, hash trees or decide what to build.
 //!
-//! The container is written here rather than by the `zip` crate (which lamina uses only as a
-//! reader in tests). zip 9.9 sets the UTF-8 flag only on non-ASCII names and seeks back to patch
+//! The container is written here rather than by the `zip` crate (which is lamina's zip reader:
+//! it checks imported and fetched zips entry by entry, and tests read zips with it). zip 9.9 sets the UTF-8 flag only on non-ASCII names and seeks back to patch
 //! headers, where this writer sets the flag on every entry and writes front to back, so the
 //! SHA-256 is computed as the bytes go out. A port onto the crate's `ZipFileBuilder` and
 //! `raw_copy_file` was tried and measured: the same CPU time, but nearly twice the peak memory
-//! (132 MiB against 74 MiB packing a 10,000-file tree) and more on the 75,600-file benchmark
-//! tree, whose cold build here peaks at 169-176 MB; so it was not kept.
+//! (132 MiB against 74 MiB packing a 10,000-file tree), where the whole cold build of the
+//! 75,600-file benchmark tree must stay under 150 MB (it peaks at about 127 MB); so it was not
+//! kept.
 //!
 //! # Specification (pack format [`FORMAT_LABEL`])
 //!
