@@ -879,7 +879,7 @@ fn new_package_lists(
             // manifests mode; in stat mode, lists are learned for node packages alone.
             PackageKind::Python => continue,
         };
-        if cache.package_files(package.kind, &fingerprint)?.is_some() {
+        if cache.has_package_files(package.kind, &fingerprint)? {
             continue;
         }
         lists.push((package.kind, fingerprint, own_entries(package, entries)));
