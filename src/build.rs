@@ -1019,7 +1019,8 @@ fn read_full(file: &mut impl Read, buffer: &mut [u8]) -> std::io::Result<usize> 
     Ok(filled)
 }
 
-/// Reuses the zip of `digest` when it is recorded and still on disk; packs it otherwise.
+/// Reuses the zip of `digest` when it is recorded and still on disk; packs it otherwise, copying
+/// what it can from `previous_zip`.
 #[allow(clippy::too_many_arguments)] // One call site; a struct would only rename the arguments.
 fn find_or_pack(
     state: &StateDir,
@@ -1045,6 +1046,9 @@ fn find_or_pack(
         return Ok((zip, BuildStatus::Cached));
     }
 
+    // TODO: this clones every entry and joins every file's disk path (about 25 ms, and as much
+    // again to free them, for 75,000 entries) though an entry copied from the previous zip needs
+    // neither; PackEntry would have to borrow its entry and build its path on demand.
     let pack_entries: Vec<PackEntry> = entries
         .iter()
         .zip(sources)

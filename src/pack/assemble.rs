@@ -368,7 +368,10 @@ const PARALLEL_HASH_MIN: usize = 1 << 20;
 /// that the sync before the rename waits for the last few only, not for the whole zip.
 const WRITEBACK_STEP: u64 = 16 << 20;
 
-/// Writes the zip front to back through a buffer, hashing every byte on its way.
+/// Writes the zip front to back through a buffer, hashing every byte on its way. A large write
+/// (a piece of a run copied from the previous zip, a spilled entry) is hashed and written at
+/// the same time, since on a rebuild the SHA-256 of the whole zip is as long as the writing
+/// itself; and the written pages are handed to the disk as they accumulate.
 struct HashingWriter<'a> {
     inner: BufWriter<&'a File>,
     path: &'a Path,
