@@ -216,6 +216,10 @@ fn pack_one(pack_entry: &PackEntry, plan: Plan, spill_dir: &Path) -> Result<Pack
 struct OrderedWriter<'a> {
     out: HashingWriter<'a>,
     previous: Option<Previous<'a>>,
+    /// Entries of the previous zip planned for reuse and not copied yet: consecutive ones, which
+    /// are copied in one go (see [`Previous::copy_run`]) when an entry that does not continue
+    /// them comes, or at the end of the batch.
+    run: Option<Range<usize>>,
     /// For each entry written so far: its data and the offset of its local header.
     records: Vec<(DataInfo, u64)>,
     header: Vec<u8>,
@@ -234,6 +238,7 @@ impl<'a> OrderedWriter<'a> {
         OrderedWriter {
             out: HashingWriter::new(file, zip_path),
             previous,
+            run: None,
             records: Vec::with_capacity(count),
             header: Vec::new(),
             entries_compressed: 0,
@@ -253,29 +258,21 @@ impl<'a> OrderedWriter<'a> {
             self.write_entry(pack_entry, packed)?;
             progress.advance(1);
         }
-        Ok(())
+        self.copy_run()
     }
 
     fn write_entry(&mut self, pack_entry: &PackEntry, packed: Packed) -> Result<(), AssembleError> {
         let entry = &pack_entry.entry;
-        let offset = self.out.position;
+        if !matches!(packed, Packed::Reused { .. }) {
+            self.copy_run()?;
+        }
+        let offset = self.position();
         let is_file = entry.kind == EntryKind::File;
         let index = self.records.len();
         let data = match packed {
             Packed::Reused { previous_index } => {
-                let previous = self
-                    .previous
-                    .as_mut()
-                    .expect("reuse is planned only with a previous zip");
-                let out = &mut self.out;
-                let data = previous
-                    .copy(previous_index, |bytes| out.write(bytes))
-                    .map_err(|error| match error {
-                        CopyError::Previous(reason) => AssembleError::Previous(reason),
-                        CopyError::Emit(error) => AssembleError::Pack(error),
-                    })?;
                 self.entries_reused += u64::from(is_file);
-                data
+                self.reuse(previous_index)?
             }
             Packed::Memory {
                 data,
@@ -317,6 +314,43 @@ impl<'a> OrderedWriter<'a> {
         };
         self.records.push((data, offset));
         Ok(())
+    }
+
+    /// Where the next entry starts: after the bytes written and the run not copied yet.
+    fn position(&self) -> u64 {
+        match (&self.previous, &self.run) {
+            (Some(previous), Some(run)) => self.out.position + previous.run_len(run),
+            _ => self.out.position,
+        }
+    }
+
+    /// Adds entry `index` of the previous zip to the run to copy, and returns its data.
+    fn reuse(&mut self, index: usize) -> Result<DataInfo, AssembleError> {
+        match &mut self.run {
+            Some(run) if run.end == index => run.end += 1,
+            _ => {
+                self.copy_run()?;
+                self.run = Some(index..index + 1);
+            }
+        }
+        let previous = self.previous.as_ref();
+        Ok(previous
+            .expect("reuse is planned only with a previous zip")
+            .data(index))
+    }
+
+    /// Copies the pending run of reused entries, if any.
+    fn copy_run(&mut self) -> Result<(), AssembleError> {
+        let (Some(run), Some(previous)) = (self.run.take(), self.previous.as_mut()) else {
+            return Ok(());
+        };
+        let out = &mut self.out;
+        previous
+            .copy_run(run, |bytes| out.write(bytes))
+            .map_err(|error| match error {
+                CopyError::Previous(reason) => AssembleError::Previous(reason),
+                CopyError::Emit(error) => AssembleError::Pack(error),
+            })
     }
 
     fn write_header(
@@ -368,12 +402,25 @@ impl<'a> OrderedWriter<'a> {
     }
 }
 
-/// Writes the zip front to back through a buffer, hashing every byte on its way.
+/// Writes of at least this many bytes are hashed on one rayon worker while another writes them.
+/// A smaller write is hashed in place: handing it over would cost more than it saves.
+const PARALLEL_HASH_MIN: usize = 1 << 20;
+
+/// The zip's pages are handed to the disk each time this many more bytes have been written, so
+/// that the sync before the rename waits for the last few only, not for the whole zip.
+const WRITEBACK_STEP: u64 = 16 << 20;
+
+/// Writes the zip front to back through a buffer, hashing every byte on its way. A large write
+/// (a piece of a run copied from the previous zip, a spilled entry) is hashed and written at
+/// the same time, since on a rebuild the SHA-256 of the whole zip is as long as the writing
+/// itself; and the written pages are handed to the disk as they accumulate.
 struct HashingWriter<'a> {
     inner: BufWriter<&'a File>,
     path: &'a Path,
     sha256: Sha256,
     position: u64,
+    /// Where the bytes not yet handed to the disk start.
+    writeback_from: u64,
 }
 
 impl<'a> HashingWriter<'a> {
@@ -383,15 +430,32 @@ impl<'a> HashingWriter<'a> {
             path,
             sha256: Sha256::new(),
             position: 0,
+            writeback_from: 0,
         }
     }
 
     fn write(&mut self, bytes: &[u8]) -> Result<(), PackError> {
-        self.sha256.update(bytes);
         self.position += bytes.len() as u64;
-        self.inner
-            .write_all(bytes)
-            .map_err(|source| self.error(source))
+        let written = if bytes.len() >= PARALLEL_HASH_MIN {
+            let (sha256, inner) = (&mut self.sha256, &mut self.inner);
+            rayon::join(|| sha256.update(bytes), || inner.write_all(bytes)).1
+        } else {
+            self.sha256.update(bytes);
+            self.inner.write_all(bytes)
+        };
+        written.map_err(|source| self.error(source))?;
+        self.start_writeback();
+        Ok(())
+    }
+
+    /// Starts writing back what the file holds beyond `writeback_from`, once that is a step.
+    fn start_writeback(&mut self) {
+        let in_file = self.position - self.inner.buffer().len() as u64;
+        if in_file - self.writeback_from < WRITEBACK_STEP {
+            return;
+        }
+        writeback(self.inner.get_ref(), self.writeback_from, in_file);
+        self.writeback_from = in_file;
     }
 
     /// Copies a spilled entry into the zip.
@@ -427,3 +491,23 @@ impl<'a> HashingWriter<'a> {
         }
     }
 }
+
+/// Asks the kernel to start writing `start..end` of `file` to the disk, without waiting. Only a
+/// hint: an error is ignored here, since the sync that follows reports any failure to write.
+#[cfg(target_os = "linux")]
+fn writeback(file: &File, start: u64, end: u64) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: sync_file_range reads no memory of this process; the descriptor is open for as
+    // long as `file` is borrowed.
+    unsafe {
+        libc::sync_file_range(
+            file.as_raw_fd(),
+            start as libc::off64_t,
+            (end - start) as libc::off64_t,
+            libc::SYNC_FILE_RANGE_WRITE,
+        );
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn writeback(_file: &File, _start: u64, _end: u64) {}

@@ -13,14 +13,19 @@
 
 use std::fmt;
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
+use std::io;
+use std::ops::Range;
+use std::os::unix::fs::FileExt;
 
 use super::format::{self, CentralDirectory, DataInfo, Method};
 use super::{PackEntry, PreviousZip, FORMAT_LABEL};
 use crate::digest::{Entry, EntryKind};
 
-/// Reads the previous zip in large pieces: reused entries mostly follow each other in it.
-const READ_BUFFER_LEN: usize = 1 << 20;
+/// Runs of reused entries are copied in pieces of this size: large enough that the cost of a
+/// read, a write and a hash update per piece is lost in their bytes, small enough that the two
+/// pieces in use (one read while the other is written) stay in the processor's caches. On the
+/// 75,600-file benchmark tree, pieces of 1 to 2 MiB packed a little faster than 4 or 8 MiB.
+const CHUNK_LEN: usize = 2 << 20;
 
 /// Why a previous zip is not used at all.
 #[derive(Debug)]
@@ -45,7 +50,7 @@ impl fmt::Display for Unusable {
     }
 }
 
-/// Why an entry could not be copied from a previous zip.
+/// Why entries could not be copied from a previous zip.
 #[derive(Debug)]
 pub(super) enum CopyError<E> {
     /// The previous zip turned out to be unusable while it was read.
@@ -54,9 +59,9 @@ pub(super) enum CopyError<E> {
     Emit(E),
 }
 
-impl<E> From<io::Error> for CopyError<E> {
-    fn from(source: io::Error) -> CopyError<E> {
-        CopyError::Previous(Unusable::Unreadable { source })
+impl<E> From<Unusable> for CopyError<E> {
+    fn from(reason: Unusable) -> CopyError<E> {
+        CopyError::Previous(reason)
     }
 }
 
@@ -65,15 +70,21 @@ fn damaged(what: impl Into<String>) -> Unusable {
 }
 
 /// A previous zip checked for reuse, open for copying.
+///
+/// Entries are copied by runs: consecutive entries of the previous zip are consecutive bytes of
+/// it, so a run of them reused one after the other is one span of the file, read in large
+/// pieces. While one piece is passed on (hashed and written by the caller), the next is read on
+/// another rayon worker; the two pieces alternate between two buffers kept for the next run.
 pub(super) struct Previous<'a> {
     zip: &'a PreviousZip,
     /// For each entry of `zip.entries`: its data as recorded, and the offset of its local header.
     records: Vec<(DataInfo, u64)>,
-    reader: BufReader<File>,
-    position: u64,
-    /// Scratch space for the expected and the found local header.
-    header: Vec<u8>,
-    found: Vec<u8>,
+    /// Where the last entry's data ends and the central directory begins.
+    entries_end: u64,
+    file: File,
+    chunk_len: usize,
+    /// The piece being passed on and the piece being read.
+    buffers: [Vec<u8>; 2],
 }
 
 impl<'a> Previous<'a> {
@@ -92,9 +103,9 @@ impl<'a> Previous<'a> {
             return Err(damaged("its entry list is not sorted by path"));
         }
         let unreadable = |source| Unusable::Unreadable { source };
-        let mut file = File::open(&zip.path).map_err(unreadable)?;
+        let file = File::open(&zip.path).map_err(unreadable)?;
         let file_len = file.metadata().map_err(unreadable)?.len();
-        let directory = read_end_records(&mut file, file_len)?;
+        let directory = read_end_records(&file, file_len)?;
         if directory.entries != zip.entries.len() as u64 {
             return Err(damaged(format!(
                 "it holds {} entries where its list has {}",
@@ -102,15 +113,14 @@ impl<'a> Previous<'a> {
                 zip.entries.len()
             )));
         }
-        let records = read_central_directory(&mut file, &directory, &zip.entries)?;
-        file.rewind().map_err(unreadable)?;
+        let records = read_central_directory(&file, &directory, &zip.entries)?;
         Ok(Previous {
             zip,
             records,
-            reader: BufReader::with_capacity(READ_BUFFER_LEN, file),
-            position: 0,
-            header: Vec::new(),
-            found: Vec::new(),
+            entries_end: directory.offset,
+            file,
+            chunk_len: CHUNK_LEN,
+            buffers: [Vec::new(), Vec::new()],
         })
     }
 
@@ -133,80 +143,140 @@ impl<'a> Previous<'a> {
         matches
     }
 
-    /// Copies the local header and data of entry `index` of the previous zip, passing them to
-    /// `emit`, and returns the entry's data description.
-    pub(super) fn copy<E>(
-        &mut self,
-        index: usize,
-        mut emit: impl FnMut(&[u8]) -> Result<(), E>,
-    ) -> Result<DataInfo, CopyError<E>> {
-        let (data, offset) = self.records[index];
-        let entry = &self.zip.entries[index];
-        self.seek(offset)?;
-        self.check_local_header(entry, &data)?;
-        emit(&self.header).map_err(CopyError::Emit)?;
-        self.copy_data(entry, data.compressed_size, emit)?;
-        Ok(data)
+    /// The data description of entry `index`, as its central record gives it.
+    pub(super) fn data(&self, index: usize) -> DataInfo {
+        self.records[index].0
     }
 
-    /// Reads the local header at the current position; it must be the one this writer writes.
-    fn check_local_header<E>(
+    /// How many bytes the local headers and data of the entries `run` take.
+    pub(super) fn run_len(&self, run: &Range<usize>) -> u64 {
+        self.offset(run.end) - self.offset(run.start)
+    }
+
+    /// Where entry `index` starts; for one past the last entry, where the entries end.
+    fn offset(&self, index: usize) -> u64 {
+        self.records
+            .get(index)
+            .map_or(self.entries_end, |(_, offset)| *offset)
+    }
+
+    /// Copies the local headers and data of the consecutive entries `run`, passing them to
+    /// `emit` in order, in pieces of any size. Each local header is compared with the one this
+    /// writer would write for its entry before it is passed on; the data is trusted, as the
+    /// module documentation says.
+    pub(super) fn copy_run<E: Send>(
         &mut self,
-        entry: &Entry,
-        data: &DataInfo,
+        run: Range<usize>,
+        mut emit: impl FnMut(&[u8]) -> Result<(), E> + Send,
     ) -> Result<(), CopyError<E>> {
-        self.header.clear();
-        format::local_header(&mut self.header, &format::zip_name(entry), data);
-        self.found.resize(self.header.len(), 0);
-        self.reader.read_exact(&mut self.found)?;
-        self.position += self.found.len() as u64;
-        if self.found != self.header {
-            let what = format!(
-                "the local header of `{}` is not the expected one",
-                entry.path
+        let [mut front, mut back] = std::mem::take(&mut self.buffers);
+        let result = self.copy_pieces(run, &mut front, &mut back, &mut emit);
+        self.buffers = [front, back];
+        result
+    }
+
+    fn copy_pieces<E: Send>(
+        &self,
+        run: Range<usize>,
+        front: &mut Vec<u8>,
+        back: &mut Vec<u8>,
+        emit: &mut (impl FnMut(&[u8]) -> Result<(), E> + Send),
+    ) -> Result<(), CopyError<E>> {
+        let end = self.offset(run.end);
+        let mut start = self.offset(run.start);
+        let mut next_header = run.start;
+        self.read_piece(front, start, end, next_header, run.end)?;
+        while start < end {
+            let len = self.check_headers(front, start, &mut next_header, run.end)?;
+            let piece_end = start + len as u64;
+            let piece = &front[..len];
+            let (emitted, read) = rayon::join(
+                || emit(piece).map_err(CopyError::Emit),
+                || self.read_piece(back, piece_end, end, next_header, run.end),
             );
-            return Err(CopyError::Previous(damaged(what)));
+            emitted?;
+            read?;
+            std::mem::swap(front, back);
+            start = piece_end;
         }
         Ok(())
     }
 
-    fn copy_data<E>(
-        &mut self,
-        entry: &Entry,
-        len: u64,
-        mut emit: impl FnMut(&[u8]) -> Result<(), E>,
+    /// Fills `buffer` with the bytes from `start` on: a piece of `chunk_len` bytes, or more if
+    /// that would not hold the whole local header starting there, and no further than `end`.
+    fn read_piece<E>(
+        &self,
+        buffer: &mut Vec<u8>,
+        start: u64,
+        end: u64,
+        next_header: usize,
+        run_end: usize,
     ) -> Result<(), CopyError<E>> {
-        let mut remaining = len;
-        while remaining > 0 {
-            let buffer = self.reader.fill_buf()?;
-            if buffer.is_empty() {
-                let what = format!("it ends inside the data of `{}`", entry.path);
-                return Err(CopyError::Previous(damaged(what)));
-            }
-            let take = buffer
-                .len()
-                .min(usize::try_from(remaining).unwrap_or(usize::MAX));
-            emit(&buffer[..take]).map_err(CopyError::Emit)?;
-            self.reader.consume(take);
-            self.position += take as u64;
-            remaining -= take as u64;
+        let mut len = self.chunk_len as u64;
+        if next_header < run_end && self.offset(next_header) == start {
+            len = len.max(self.local_header_len(next_header));
         }
-        Ok(())
+        let len = len.min(end - start) as usize;
+        buffer.resize(len, 0);
+        match self.file.read_exact_at(buffer, start) {
+            Ok(()) => Ok(()),
+            Err(error) if error.kind() == io::ErrorKind::UnexpectedEof => {
+                Err(damaged("it is shorter than its central directory says").into())
+            }
+            Err(source) => Err(Unusable::Unreadable { source }.into()),
+        }
     }
 
-    fn seek(&mut self, offset: u64) -> io::Result<()> {
-        if offset != self.position {
-            // Relative seeks keep the buffer when the target is inside it, as when one changed
-            // entry is skipped between two reused ones.
-            self.reader
-                .seek_relative(offset as i64 - self.position as i64)?;
-            self.position = offset;
+    /// Compares the local headers that start in `piece` (which starts at `start`) with the
+    /// expected ones, from entry `*next_header` on, and returns how much of the piece to pass
+    /// on: all of it, or the bytes before a header that does not end in it, which is then
+    /// checked at the start of the next piece.
+    fn check_headers(
+        &self,
+        piece: &[u8],
+        start: u64,
+        next_header: &mut usize,
+        run_end: usize,
+    ) -> Result<usize, Unusable> {
+        let mut expected = Vec::new();
+        while *next_header < run_end {
+            let (data, offset) = &self.records[*next_header];
+            // A piece ends at the latest before the first header not yet checked.
+            let at = (offset - start) as usize;
+            if at >= piece.len() {
+                break;
+            }
+            let entry = &self.zip.entries[*next_header];
+            expected.clear();
+            format::local_header(&mut expected, &format::zip_name(entry), data);
+            let Some(found) = piece.get(at..at + expected.len()) else {
+                return Ok(at);
+            };
+            if found != expected {
+                let what = format!(
+                    "the local header of `{}` is not the expected one",
+                    entry.path
+                );
+                return Err(damaged(what));
+            }
+            *next_header += 1;
         }
-        Ok(())
+        Ok(piece.len())
+    }
+
+    /// Copies in pieces of `chunk_len` bytes instead, so that tests can cut small zips into many.
+    #[cfg(test)]
+    pub(super) fn set_chunk_len(&mut self, chunk_len: usize) {
+        self.chunk_len = chunk_len;
+    }
+
+    fn local_header_len(&self, index: usize) -> u64 {
+        let name = format::zip_name(&self.zip.entries[index]);
+        format::local_header_len(&name, &self.records[index].0)
     }
 }
 
-fn read_end_records(file: &mut File, file_len: u64) -> Result<CentralDirectory, Unusable> {
+fn read_end_records(file: &File, file_len: u64) -> Result<CentralDirectory, Unusable> {
     let longest = format::ZIP64_END_LEN + format::ZIP64_LOCATOR_LEN + format::END_LEN;
     let tail_len = file_len.min(longest);
     let tail = read_at(file, file_len - tail_len, tail_len)?;
@@ -232,7 +302,7 @@ fn read_end_records(file: &mut File, file_len: u64) -> Result<CentralDirectory, 
 
 /// Reads the central directory and checks each record against the entry it belongs to.
 fn read_central_directory(
-    file: &mut File,
+    file: &File,
     directory: &CentralDirectory,
     entries: &[Entry],
 ) -> Result<Vec<(DataInfo, u64)>, Unusable> {
@@ -297,13 +367,13 @@ fn describes(entry: &Entry, data: &DataInfo) -> bool {
     }
 }
 
-fn read_at(file: &mut File, offset: u64, len: u64) -> Result<Vec<u8>, Unusable> {
-    let unreadable = |source| Unusable::Unreadable { source };
-    file.seek(SeekFrom::Start(offset)).map_err(unreadable)?;
-    let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
-    file.take(len).read_to_end(&mut bytes).map_err(unreadable)?;
-    if bytes.len() as u64 != len {
-        return Err(damaged("it is shorter than its records say"));
+fn read_at(file: &File, offset: u64, len: u64) -> Result<Vec<u8>, Unusable> {
+    let mut bytes = vec![0; usize::try_from(len).unwrap_or(usize::MAX)];
+    match file.read_exact_at(&mut bytes, offset) {
+        Ok(()) => Ok(bytes),
+        Err(error) if error.kind() == io::ErrorKind::UnexpectedEof => {
+            Err(damaged("it is shorter than its records say"))
+        }
+        Err(source) => Err(Unusable::Unreadable { source }),
     }
-    Ok(bytes)
 }

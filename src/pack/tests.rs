@@ -169,11 +169,7 @@ fn a_zip_from_this_writer_is_accepted_as_previous() {
     let dir = tempfile::tempdir().unwrap();
     let entries = sample(&dir.path().join("tree"));
     let (outcome, bytes) = zip_with(&dir.path().join("out"), &entries, &Limits::DEFAULT);
-    let previous = PreviousZip {
-        path: outcome.path,
-        entries: entries.iter().map(|e| e.entry.clone()).collect(),
-        format: FORMAT_LABEL.to_string(),
-    };
+    let previous = previous_of(&outcome, &entries);
     let opened = Previous::open(&previous);
     assert!(opened.is_ok(), "{}", opened.err().unwrap());
     let mut opened = opened.unwrap();
@@ -183,20 +179,127 @@ fn a_zip_from_this_writer_is_accepted_as_previous() {
         .enumerate()
         .all(|(index, found)| *found == Some(index)));
 
-    let mut copied = Vec::new();
-    for index in (0..entries.len()).rev() {
-        let copy = opened.copy(index, |bytes| {
-            copied.extend_from_slice(bytes);
-            Ok::<_, ()>(())
-        });
-        assert!(copy.is_ok(), "{:?}", copy.err());
-    }
+    let copied = copy_run(&mut opened, 0..entries.len()).unwrap();
     let end = bytes.len() - 22;
     let directory_offset = u32::from_le_bytes(bytes[end + 16..end + 20].try_into().unwrap());
-    assert_eq!(
-        copied.len(),
-        directory_offset as usize,
+    assert!(
+        copied == bytes[..directory_offset as usize],
         "every local header and its data"
+    );
+}
+
+/// Forty small files and a folder and a symlink: small pieces cut through their local headers as
+/// well as through their data.
+fn many_small(root: &Path) -> Vec<PackEntry> {
+    let names: Vec<String> = (0..40).map(|index| format!("lib/f{index:02}.js")).collect();
+    let files: Vec<(&str, Vec<u8>, u32)> = names
+        .iter()
+        .enumerate()
+        .map(|(index, name)| (name.as_str(), text(index * 37 % 700), 0o644))
+        .collect();
+    entries(root, &files)
+}
+
+fn previous_of(outcome: &PackOutcome, entries: &[PackEntry]) -> PreviousZip {
+    PreviousZip {
+        path: outcome.path.clone(),
+        entries: entries.iter().map(|e| e.entry.clone()).collect(),
+        format: FORMAT_LABEL.to_string(),
+    }
+}
+
+fn copy_run(previous: &mut Previous<'_>, run: std::ops::Range<usize>) -> Result<Vec<u8>, String> {
+    let mut copied = Vec::new();
+    previous
+        .copy_run(run, |bytes| {
+            copied.extend_from_slice(bytes);
+            Ok::<_, ()>(())
+        })
+        .map_err(|error| format!("{error:?}"))?;
+    Ok(copied)
+}
+
+#[test]
+fn copied_runs_are_the_bytes_of_the_previous_zip_whatever_the_piece_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let entries = many_small(&dir.path().join("tree"));
+    let (outcome, bytes) = zip_with(&dir.path().join("out"), &entries, &Limits::DEFAULT);
+    let zip = previous_of(&outcome, &entries);
+    let mut previous = Previous::open(&zip).unwrap();
+    let count = entries.len();
+
+    for chunk_len in [1, 13, 64, 100, 1000, 1 << 20] {
+        previous.set_chunk_len(chunk_len);
+        for run in [0..count, 0..1, 3..17, 17..count, 5..5] {
+            let start = previous.run_len(&(0..run.start)) as usize;
+            let end = start + previous.run_len(&run) as usize;
+            let copied = copy_run(&mut previous, run.clone()).unwrap();
+            assert!(
+                copied == bytes[start..end],
+                "run {run:?} in pieces of {chunk_len} bytes"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_damaged_local_header_inside_a_run_stops_the_copy() {
+    let dir = tempfile::tempdir().unwrap();
+    let entries = many_small(&dir.path().join("tree"));
+    let (outcome, mut bytes) = zip_with(&dir.path().join("out"), &entries, &Limits::DEFAULT);
+    let zip = previous_of(&outcome, &entries);
+    let name_of_20 = Previous::open(&zip).unwrap().run_len(&(0..20)) as usize + 30;
+    bytes[name_of_20] ^= 1;
+    fs_err::write(&zip.path, &bytes).unwrap();
+
+    let mut previous = Previous::open(&zip).unwrap();
+    for chunk_len in [100, 1 << 20] {
+        previous.set_chunk_len(chunk_len);
+        assert!(copy_run(&mut previous, 0..20).is_ok());
+        let error = copy_run(&mut previous, 0..entries.len()).unwrap_err();
+        assert!(error.contains("local header"), "{error}");
+    }
+}
+
+#[test]
+fn reuse_across_batch_boundaries_writes_the_bytes_of_a_cold_build() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("tree");
+    let before = many_small(&root);
+    let (first, _) = zip_with(&dir.path().join("first"), &before, &Limits::DEFAULT);
+    let previous = previous_of(&first, &before);
+    fs_err::write(root.join("lib/f07.js"), b"changed").unwrap();
+    fs_err::write(root.join("lib/f31.js"), b"changed too").unwrap();
+    let after = entries(
+        &root,
+        &[
+            ("lib/f07.js", b"changed".to_vec(), 0o644),
+            ("lib/f31.js", b"changed too".to_vec(), 0o644),
+        ],
+    );
+    let after: Vec<PackEntry> = before
+        .iter()
+        .map(|old| {
+            let new = after.iter().find(|new| new.entry.path == old.entry.path);
+            new.unwrap_or(old).clone()
+        })
+        .collect();
+
+    let (cold, cold_bytes) = zip_with(&dir.path().join("cold"), &after, &Limits::DEFAULT);
+    let limits = Limits {
+        batch_entries: 3,
+        ..Limits::DEFAULT
+    };
+    let digest = Digest([7; 32]);
+    let out = dir.path().join("incremental");
+    let incremental =
+        write_zip_with(&out, &digest, &after, Some(&previous), &NoProgress, &limits).unwrap();
+
+    assert!(fs_err::read(&incremental.path).unwrap() == cold_bytes);
+    assert_eq!(incremental.sha256, cold.sha256);
+    assert_eq!(
+        (incremental.entries_compressed, incremental.entries_reused),
+        (2, 38)
     );
 }
 

@@ -483,6 +483,11 @@ fn damaged_package_list_is_an_error_not_wrong_data() {
         ..Default::default()
     };
     cache.commit_build(&layer(), update).unwrap();
+    assert!(cache
+        .has_package_files(PackageKind::Node, &fingerprint)
+        .unwrap());
+    let other = blake3::hash(b"other/package.json");
+    assert!(!cache.has_package_files(PackageKind::Node, &other).unwrap());
     let mut stored: Vec<u8> = cache
         .connection()
         .query_row("SELECT entries FROM packages", [], |row| row.get(0))
@@ -495,6 +500,13 @@ fn damaged_package_list_is_an_error_not_wrong_data() {
 
     let error = cache
         .package_files(PackageKind::Node, &fingerprint)
+        .unwrap_err();
+    assert!(
+        matches!(error, CacheError::DamagedPackageList { .. }),
+        "{error:?}"
+    );
+    let error = cache
+        .has_package_files(PackageKind::Node, &fingerprint)
         .unwrap_err();
     assert!(
         matches!(error, CacheError::DamagedPackageList { .. }),
