@@ -658,12 +658,28 @@ fn unchanged_listing(
 }
 
 /// The first component of every zip path: what a zip holds at its root.
+/// Paths usually come sorted, so most share the first component of the one before: checking that
+/// first keeps a 75,000-entry listing from allocating a string per entry.
 fn top_level_dirs<'a>(paths: impl Iterator<Item = &'a String>) -> BTreeSet<String> {
-    paths
-        .filter_map(|path| path.split('/').next())
-        .filter(|first| !first.is_empty())
-        .map(str::to_owned)
-        .collect()
+    let mut dirs = BTreeSet::new();
+    let mut last: &str = "";
+    for path in paths {
+        let is_below_last = !last.is_empty()
+            && path.starts_with(last)
+            && path
+                .as_bytes()
+                .get(last.len())
+                .is_none_or(|byte| *byte == b'/');
+        if is_below_last {
+            continue;
+        }
+        let first = path.split('/').next().unwrap_or_default();
+        if !first.is_empty() && !dirs.contains(first) {
+            dirs.insert(first.to_owned());
+        }
+        last = first;
+    }
+    dirs
 }
 
 fn is_below(path: &str, folder: &str) -> bool {
