@@ -294,6 +294,9 @@ pub fn build(
             if !options.status_only {
                 remote::upkeep::record_build(cache, &report, options.remote.as_deref());
             }
+            // Freeing the paths of a large listing takes longer than the key and the lookup
+            // together; the pool frees them while the caller reports.
+            rayon::spawn(move || drop(output));
             return Ok(report);
         }
     }
