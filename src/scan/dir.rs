@@ -32,8 +32,9 @@ pub(super) struct EntryStat {
 #[derive(Debug, Default)]
 pub(super) struct Names {
     bytes: Vec<u8>,
-    /// Start and length (without the NUL) of each name in `bytes`.
-    spans: Vec<(u32, u32)>,
+    /// Start and length (without the NUL) of each name in `bytes`, and whether the listing
+    /// said the entry is a folder.
+    spans: Vec<(u32, u32, bool)>,
 }
 
 /// The type of an entry, from the mode bits of its stat data.
@@ -61,6 +62,18 @@ impl DirFd {
     /// followed.
     pub(super) fn open_child(&self, name: &CStr) -> io::Result<DirFd> {
         open_at(self.0.as_raw_fd(), name, libc::O_NOFOLLOW)
+    }
+
+    /// The stat data of this folder itself, which was opened without following a link, so it
+    /// is what `lstat` of its name gave when it was opened.
+    pub(super) fn stat(&self) -> io::Result<EntryStat> {
+        let mut raw = std::mem::MaybeUninit::<libc::stat>::uninit();
+        // SAFETY: `raw` is large enough for a `stat` and the descriptor is open.
+        if unsafe { libc::fstat(self.0.as_raw_fd(), raw.as_mut_ptr()) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `fstat` returned 0, so it filled the whole structure.
+        Ok(EntryStat::from_raw(unsafe { &raw.assume_init() }))
     }
 
     /// `lstat` of the entry `name` of this folder.
@@ -97,6 +110,7 @@ impl DirFd {
 
         /// Where the fields of a `linux_dirent64` record are.
         const RECORD_LENGTH_AT: usize = 16;
+        const TYPE_AT: usize = 18;
         const NAME_AT: usize = 19;
 
         let mut buffer = Buffer([0; 16 << 10]);
@@ -131,7 +145,7 @@ impl DirFd {
                 })?;
                 let bytes = name.to_bytes();
                 if bytes != b"." && bytes != b".." {
-                    names.push(bytes);
+                    names.push(bytes, record[TYPE_AT] == libc::DT_DIR);
                 }
                 at += length.max(1);
             }
@@ -168,10 +182,16 @@ impl DirFd {
             }
             // SAFETY: `readdir` returned an entry whose `d_name` is NUL-terminated and valid
             // until the next call on the stream; it is copied before that.
-            let name = unsafe { CStr::from_ptr((*entry).d_name.as_ptr()) };
+            let (name, is_dir) = unsafe {
+                let entry = &*entry;
+                (
+                    CStr::from_ptr(entry.d_name.as_ptr()),
+                    entry.d_type == libc::DT_DIR,
+                )
+            };
             let bytes = name.to_bytes();
             if bytes != b"." && bytes != b".." {
-                names.push(bytes);
+                names.push(bytes, is_dir);
             }
         };
         // SAFETY: the stream is open and owned here; closing it closes `fd` only.
@@ -200,11 +220,11 @@ fn set_errno(value: libc::c_int) {
 }
 
 impl Names {
-    fn push(&mut self, name: &[u8]) {
+    fn push(&mut self, name: &[u8], is_dir: bool) {
         let start = self.bytes.len() as u32;
         self.bytes.extend_from_slice(name);
         self.bytes.push(0);
-        self.spans.push((start, name.len() as u32));
+        self.spans.push((start, name.len() as u32, is_dir));
     }
 
     pub(super) fn len(&self) -> usize {
@@ -213,13 +233,19 @@ impl Names {
 
     /// The `index`th name, without its NUL.
     pub(super) fn bytes(&self, index: usize) -> &[u8] {
-        let (start, length) = self.spans[index];
+        let (start, length, _) = self.spans[index];
         &self.bytes[start as usize..(start + length) as usize]
+    }
+
+    /// Whether the listing said the `index`th entry is a folder. File systems that do not say
+    /// give false: the entry is then `lstat`-ed like any other.
+    pub(super) fn is_dir(&self, index: usize) -> bool {
+        self.spans[index].2
     }
 
     /// The `index`th name as a C string, for the system calls.
     pub(super) fn c_str(&self, index: usize) -> &CStr {
-        let (start, length) = self.spans[index];
+        let (start, length, _) = self.spans[index];
         let with_nul = &self.bytes[start as usize..=(start + length) as usize];
         CStr::from_bytes_with_nul(with_nul).expect("a folder entry name holds no NUL")
     }

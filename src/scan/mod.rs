@@ -78,7 +78,7 @@ use rayon::slice::ParallelSliceMut;
 
 pub use self::error::ScanError;
 use self::walk::{
-    Ancestors, FileId, Folder, Item, Opening, Region, Role, Source, Walker, PYTHON_SOURCE,
+    Ancestors, FileId, Folder, Identity, Item, Opening, Region, Role, Source, Walker, PYTHON_SOURCE,
 };
 use crate::digest::EntryKind;
 
@@ -248,6 +248,7 @@ pub fn scan_package(root: &Path, package: &PackageDir, options: &ScanOptions) ->
                 ancestors,
                 region,
                 role,
+                identity: Identity::Checked,
             };
             rayon::scope(|scope| roots.push(walker.spawn_listing(scope, folder)));
         }
@@ -340,6 +341,7 @@ fn start_source<'s>(
         ancestors: Ancestors::push(None, id),
         region: Region::Source,
         role,
+        identity: Identity::Checked,
     };
     walker.start(scope, folder, Stat::from_metadata(&metadata), roots);
 }

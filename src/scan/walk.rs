@@ -4,6 +4,7 @@ use std::cmp::Ordering;
 use std::collections::HashSet;
 use std::ffi::{CStr, CString};
 use std::fs::Metadata;
+use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -58,20 +59,44 @@ pub(super) struct FileId {
     inode: u64,
 }
 
-/// An entry of a folder's sorted listing: a scanned entry, or the place where a subfolder's own
-/// listing goes once its task has filled it.
+/// An entry of a folder's sorted listing: a scanned entry, or a place that a subfolder's task
+/// fills.
 #[derive(Debug)]
 pub(super) enum Item {
     Entry(ScannedEntry),
-    Subtree {
-        /// The subfolder's zip path; its entries sort as if it ended in '/'.
-        zip_path: String,
-        slot: Arc<Slot>,
-    },
+    /// The subfolder's own entry, for a subfolder whose task takes its stat data.
+    Own(Arc<Slot>),
+    /// The subfolder's contents, which sort as if its zip path ended in '/'.
+    Contents(Arc<Slot>),
 }
 
-/// A subfolder's sorted listing, filled by the task that lists it.
-pub(super) type Slot = Mutex<Vec<Item>>;
+/// What a subfolder's task found, for its parent's listing.
+#[derive(Debug)]
+pub(super) struct Slot {
+    zip_path: String,
+    found: Mutex<SlotFound>,
+}
+
+#[derive(Debug, Default)]
+struct SlotFound {
+    own: Option<ScannedEntry>,
+    items: Vec<Item>,
+}
+
+impl Slot {
+    fn new(zip_path: String) -> Arc<Slot> {
+        Arc::new(Slot {
+            zip_path,
+            found: Mutex::default(),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, SlotFound> {
+        self.found
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
 
 /// What one task found.
 #[derive(Default)]
@@ -190,6 +215,19 @@ pub(super) struct Folder {
     pub(super) ancestors: Arc<Ancestors>,
     pub(super) region: Region,
     pub(super) role: Role,
+    pub(super) identity: Identity,
+}
+
+/// Who takes a folder's stat data and checks it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Identity {
+    /// The parent did (or the caller, for a source): the folder's own entry is out already, and
+    /// `ancestors` ends with the folder itself.
+    Checked,
+    /// A subfolder that its parent's listing says is a folder: its task takes the stat data
+    /// from the open folder, which saves looking its name up twice, then checks exclusion and
+    /// cycles and emits the own entry. `ancestors` ends with the parent.
+    Unchecked,
 }
 
 /// How a folder's task opens it.
@@ -207,6 +245,8 @@ pub(super) enum Opening {
 struct Listed<'n> {
     name: &'n str,
     c_name: &'n CStr,
+    /// The listing says it is a folder.
+    is_dir: bool,
 }
 
 /// A subfolder (real, or a followed link) about to be entered.
@@ -278,21 +318,18 @@ impl<'a> Walker<'a> {
         items.push(self.spawn_listing(scope, folder));
     }
 
-    /// Lists `folder` in a new task, and returns the slot its entries will be in.
+    /// Lists `folder` in a new task, and returns the place its entries will be in.
     pub(super) fn spawn_listing<'s>(&'s self, scope: &rayon::Scope<'s>, folder: Folder) -> Item {
-        let slot = Arc::new(Slot::default());
-        let item = Item::Subtree {
-            zip_path: folder.zip_path.clone(),
-            slot: Arc::clone(&slot),
-        };
+        let slot = Slot::new(folder.zip_path.clone());
+        let item = Item::Contents(Arc::clone(&slot));
         scope.spawn(move |scope| self.list(scope, folder, &slot));
         item
     }
 
     /// Lists one folder: the body of a task.
-    fn list<'s>(&'s self, scope: &rayon::Scope<'s>, folder: Folder, slot: &Slot) {
+    fn list<'s>(&'s self, scope: &rayon::Scope<'s>, mut folder: Folder, slot: &Slot) {
         let mut found = Found::default();
-        if let Some((dir, names)) = self.read_folder(&folder, &mut found) {
+        if let Some((dir, names)) = self.read_folder(&mut folder, slot, &mut found) {
             let mut listing = listed(&folder, &names, &mut found);
             let dir = &dir;
             match folder.role {
@@ -314,7 +351,7 @@ impl<'a> Walker<'a> {
 
         let mut items = std::mem::take(&mut found.items);
         items.sort_unstable_by(compare_items);
-        *slot.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = items;
+        slot.lock().items = items;
         self.append(found);
     }
 
@@ -322,7 +359,15 @@ impl<'a> Walker<'a> {
     /// problem. A subfolder that is no longer a folder when its task opens it (replaced by a
     /// link or a file since its parent's listing) vanished: following a link put there would
     /// walk whatever it points to.
-    fn read_folder(&self, folder: &Folder, found: &mut Found) -> Option<(Arc<DirFd>, Names)> {
+    ///
+    /// An unchecked folder is checked here (see [`Identity`]); one that is excluded or closes a
+    /// cycle is not listed.
+    fn read_folder(
+        &self,
+        folder: &mut Folder,
+        slot: &Slot,
+        found: &mut Found,
+    ) -> Option<(Arc<DirFd>, Names)> {
         let opened = match &folder.opening {
             Opening::Path(disk) => DirFd::open(disk),
             Opening::Child { parent, name } => parent.open_child(name),
@@ -330,17 +375,23 @@ impl<'a> Walker<'a> {
         let mut dir = match opened {
             Ok(dir) => dir,
             Err(error) => {
-                let path = folder.source_path.clone();
-                let is_replaced = matches!(folder.opening, Opening::Child { .. })
-                    && matches!(error.raw_os_error(), Some(libc::ELOOP | libc::ENOTDIR));
-                let problem = match is_replaced {
-                    true => ScanError::Vanished { path },
-                    false => ScanError::from_io(path, error),
-                };
-                found.problems.push(problem);
+                self.open_failed(folder, slot, error, found);
                 return None;
             }
         };
+        if folder.identity == Identity::Unchecked {
+            let checked = match dir.stat() {
+                Ok(entry) => self.check(folder, &entry, slot, found),
+                Err(error) => {
+                    let path = folder.source_path.clone();
+                    found.problems.push(ScanError::from_io(path, error));
+                    false
+                }
+            };
+            if !checked {
+                return None;
+            }
+        }
         match dir.read_names() {
             Ok(names) => Some((Arc::new(dir), names)),
             Err(error) => {
@@ -349,6 +400,63 @@ impl<'a> Walker<'a> {
                 None
             }
         }
+    }
+
+    /// A folder that cannot be opened still has its entry if it is a folder; one that is no
+    /// longer a folder (replaced by a link or a file since its parent's listing) vanished:
+    /// following a link put there would walk whatever it points to.
+    fn open_failed(&self, folder: &mut Folder, slot: &Slot, error: io::Error, found: &mut Found) {
+        let path = folder.source_path.clone();
+        let Opening::Child { parent, name } = &folder.opening else {
+            return found.problems.push(ScanError::from_io(path, error));
+        };
+        if matches!(error.raw_os_error(), Some(libc::ELOOP | libc::ENOTDIR)) {
+            return found.problems.push(ScanError::Vanished { path });
+        }
+        if folder.identity == Identity::Unchecked {
+            match parent.lstat(name) {
+                Ok(entry) if entry.kind() == FileKind::Dir => {
+                    if !self.check(folder, &entry, slot, found) {
+                        return;
+                    }
+                }
+                Ok(_) => return found.problems.push(ScanError::Vanished { path }),
+                Err(error) => return found.problems.push(ScanError::from_io(path, error)),
+            }
+        }
+        found.problems.push(ScanError::from_io(path, error));
+    }
+
+    /// Checks an unchecked folder against exclusion and its ancestors and, when it is to be
+    /// listed, emits its own entry into its slot.
+    fn check(
+        &self,
+        folder: &mut Folder,
+        entry: &EntryStat,
+        slot: &Slot,
+        found: &mut Found,
+    ) -> bool {
+        let id = entry.id();
+        if self.is_excluded(id) {
+            tracing::debug!(path = %folder.source_path, "excluded folder not entered");
+            return false;
+        }
+        if folder.ancestors.contains(id) {
+            let target = disk_path(folder).display().to_string();
+            let path = folder.source_path.clone();
+            found.problems.push(ScanError::LinkCycle { path, target });
+            return false;
+        }
+        folder.ancestors = Ancestors::push(Some(Arc::clone(&folder.ancestors)), id);
+        folder.identity = Identity::Checked;
+        slot.lock().own = Some(ScannedEntry {
+            zip_path: folder.zip_path.clone(),
+            source_path: folder.source_path.clone(),
+            kind: EntryKind::Dir,
+            stat: entry.stat,
+            link_target: None,
+        });
+        true
     }
 
     /// A folder under `node_modules`: a package if it holds a `package.json` file. In manifests
@@ -436,6 +544,9 @@ impl<'a> Walker<'a> {
         role: Role,
         found: &mut Found,
     ) {
+        if listed.is_dir {
+            return self.enter_listed(scope, folder, dir, listed, role, found);
+        }
         let entry = match dir.lstat(listed.c_name) {
             Ok(entry) => entry,
             Err(error) => {
@@ -465,6 +576,36 @@ impl<'a> Walker<'a> {
                 file_type: describe(kind),
             }),
         }
+    }
+
+    /// Spawns the task of a subfolder that the listing says is a folder, with places for its own
+    /// entry and its contents: the task takes its stat data and checks it.
+    fn enter_listed<'s>(
+        &'s self,
+        scope: &rayon::Scope<'s>,
+        folder: &Folder,
+        dir: &Arc<DirFd>,
+        listed: &Listed<'_>,
+        role: Role,
+        found: &mut Found,
+    ) {
+        let child = Folder {
+            opening: Opening::Child {
+                parent: Arc::clone(dir),
+                name: listed.c_name.to_owned(),
+            },
+            source_path: join(&folder.source_path, listed.name),
+            zip_path: join(&folder.zip_path, listed.name),
+            source: Arc::clone(&folder.source),
+            ancestors: Arc::clone(&folder.ancestors),
+            region: folder.region,
+            role: role.child(listed.name),
+            identity: Identity::Unchecked,
+        };
+        let slot = Slot::new(child.zip_path.clone());
+        found.items.push(Item::Own(Arc::clone(&slot)));
+        found.items.push(Item::Contents(Arc::clone(&slot)));
+        scope.spawn(move |scope| self.list(scope, child, &slot));
     }
 
     /// Adds a subfolder's entry and spawns its listing, unless it is excluded or one of its own
@@ -501,6 +642,7 @@ impl<'a> Walker<'a> {
             ancestors: Ancestors::push(Some(Arc::clone(&folder.ancestors)), id),
             region: subfolder.region,
             role: role.child(subfolder.name),
+            identity: Identity::Checked,
         };
         self.start(scope, child, subfolder.stat, &mut found.items);
     }
@@ -640,6 +782,7 @@ fn listed<'n>(folder: &Folder, names: &'n Names, found: &mut Found) -> Vec<Liste
             Ok(name) => listing.push(Listed {
                 name,
                 c_name: names.c_str(index),
+                is_dir: names.is_dir(index),
             }),
             Err(_) => found.problems.push(ScanError::NonUtf8Name {
                 name: String::from_utf8_lossy(names.bytes(index)).into_owned(),
@@ -708,7 +851,8 @@ fn compare_items(a: &Item, b: &Item) -> Ordering {
 fn sort_key(item: &Item) -> (&[u8], bool) {
     match item {
         Item::Entry(entry) => (entry.zip_path.as_bytes(), false),
-        Item::Subtree { zip_path, .. } => (zip_path.as_bytes(), true),
+        Item::Own(slot) => (slot.zip_path.as_bytes(), false),
+        Item::Contents(slot) => (slot.zip_path.as_bytes(), true),
     }
 }
 
@@ -719,9 +863,9 @@ fn flatten(items: Vec<Item>, entries: &mut Vec<ScannedEntry>) {
     while let Some(items) = pending.last_mut() {
         match items.next() {
             Some(Item::Entry(entry)) => entries.push(entry),
-            Some(Item::Subtree { slot, .. }) => {
-                let mut slot = slot.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-                pending.push(std::mem::take(&mut *slot).into_iter());
+            Some(Item::Own(slot)) => entries.extend(slot.lock().own.take()),
+            Some(Item::Contents(slot)) => {
+                pending.push(std::mem::take(&mut slot.lock().items).into_iter());
             }
             None => {
                 pending.pop();
@@ -863,6 +1007,23 @@ mod tests {
             ancestors: Ancestors::push(None, id),
             region: Region::Source,
             role: Role::Plain,
+            identity: Identity::Checked,
+        }
+    }
+
+    fn folder_copy(folder: &Folder) -> Folder {
+        let Opening::Path(disk) = &folder.opening else {
+            panic!("a folder opened by path");
+        };
+        Folder {
+            opening: Opening::Path(disk.clone()),
+            source_path: folder.source_path.clone(),
+            zip_path: folder.zip_path.clone(),
+            source: Arc::clone(&folder.source),
+            ancestors: Arc::clone(&folder.ancestors),
+            region: folder.region,
+            role: folder.role,
+            identity: folder.identity,
         }
     }
 
@@ -890,7 +1051,10 @@ mod tests {
         let folder = opt_folder(dir.path(), Opening::Path(dir.path().join("opt")), "opt");
 
         let mut found = Found::default();
-        let (opened, names) = walker.read_folder(&folder, &mut found).unwrap();
+        let slot = Slot::new(String::new());
+        let (opened, names) = walker
+            .read_folder(&mut folder_copy(&folder), &slot, &mut found)
+            .unwrap();
         let listing = listed(&folder, &names, &mut found);
         assert_eq!(listing.len(), 2);
         std::fs::remove_file(dir.path().join("opt/gone.txt")).unwrap();
@@ -899,11 +1063,41 @@ mod tests {
             walker.visit_all(scope, &folder, &opened, listing, Role::Plain, &mut found)
         });
 
+        let mut output = walker.into_output(found.items);
+        output.problems.append(&mut found.problems);
         assert_eq!(
-            only_vanished(&found.problems),
+            only_vanished(&output.problems),
             ["opt/gone-folder", "opt/gone.txt"]
         );
-        assert!(found.items.is_empty());
+        assert!(output.entries.is_empty());
+    }
+
+    /// The listing says a subfolder is a folder, but it is a file by the time its task opens
+    /// it: it vanished, and nothing is listed in its name.
+    #[test]
+    fn folder_replaced_by_a_file_after_listing_is_vanished() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("opt/sub")).unwrap();
+        let excluded = HashSet::new();
+        let walker = Walker::new(&excluded, false, false);
+        let folder = opt_folder(dir.path(), Opening::Path(dir.path().join("opt")), "opt");
+
+        let mut found = Found::default();
+        let slot = Slot::new(String::new());
+        let (opened, names) = walker
+            .read_folder(&mut folder_copy(&folder), &slot, &mut found)
+            .unwrap();
+        let listing = listed(&folder, &names, &mut found);
+        assert!(listing[0].is_dir);
+        std::fs::remove_dir(dir.path().join("opt/sub")).unwrap();
+        std::fs::write(dir.path().join("opt/sub"), b"").unwrap();
+        rayon::scope(|scope| {
+            walker.visit_all(scope, &folder, &opened, listing, Role::Plain, &mut found)
+        });
+
+        let output = walker.into_output(found.items);
+        assert!(output.entries.is_empty(), "{:?}", output.entries);
+        assert_eq!(only_vanished(&output.problems), ["opt/sub"]);
     }
 
     /// A subfolder swapped for a link between its parent's listing and its own task must not be
