@@ -24,17 +24,15 @@
 //! the full path would compute the same entry list and the same digest. Any change of stat data,
 //! path, link target, mode or format changes the key, and the run takes the full path.
 
-use rayon::prelude::*;
-
 use crate::digest::EntryKind;
 use crate::scan::{PackageKind, ScanOutput, ScannedEntry, Stat};
 
 /// Versions the key's layout: change it whenever the byte layout above changes.
 pub const KEY_LABEL: &str = "lamina-listing-1";
 
-/// Entries serialized per task: about a megabyte of key bytes, so that each of the hasher's
-/// `update_rayon` calls has enough to spread over the pool.
-const ENTRIES_PER_CHUNK: usize = 8192;
+/// Entries serialized while the previous ones are hashed: about 300 KB of key bytes, enough to
+/// make a join worth it and small enough that the two buffers stay in the cache.
+const ENTRIES_PER_CHUNK: usize = 2048;
 
 /// Serializes the key's fields into a buffer: for 75,000 entries, writing them one field at a
 /// time into the hasher costs more than the hashing itself.
@@ -55,16 +53,17 @@ impl KeyBytes {
         self.0.extend_from_slice(&stat.mode.to_le_bytes());
     }
 
-    fn entries(entries: &[ScannedEntry]) -> KeyBytes {
-        let mut bytes = KeyBytes(Vec::with_capacity(entries.len() * 192));
+    /// Replaces the buffer's bytes with those of `entries`, keeping its allocation.
+    fn entries(mut self, entries: &[ScannedEntry]) -> KeyBytes {
+        self.0.clear();
         for entry in entries {
-            bytes.text(&entry.zip_path);
-            bytes.text(&entry.source_path);
-            bytes.0.push(kind_byte(entry.kind));
-            bytes.stat(&entry.stat);
-            bytes.text(entry.link_target.as_deref().unwrap_or(""));
+            self.text(&entry.zip_path);
+            self.text(&entry.source_path);
+            self.0.push(kind_byte(entry.kind));
+            self.stat(&entry.stat);
+            self.text(entry.link_target.as_deref().unwrap_or(""));
         }
-        bytes
+        self
     }
 }
 
@@ -72,8 +71,9 @@ impl KeyBytes {
 /// records nothing).
 ///
 /// The scan waits for the key before it can answer, and a large layer has some 13 MB of key
-/// bytes: the entries are serialized in chunks on the rayon pool, and each chunk is hashed in
-/// order with `update_rayon`, which gives the same hash as feeding the bytes one by one.
+/// bytes: the entries are serialized in chunks, and each chunk is hashed while the next one is
+/// serialized on the rayon pool. Two buffers take turns, so the key bytes never all sit in
+/// memory (writing 13 MB of fresh pages costs as much as hashing them).
 pub fn key(output: &ScanOutput, pack_format: &str, mode: &str) -> Option<blake3::Hash> {
     if !output.problems.is_empty() {
         return None;
@@ -82,11 +82,27 @@ pub fn key(output: &ScanOutput, pack_format: &str, mode: &str) -> Option<blake3:
     head.text(KEY_LABEL);
     head.text(pack_format);
     head.text(mode);
-    let chunks: Vec<KeyBytes> = output
-        .entries
-        .par_chunks(ENTRIES_PER_CHUNK)
-        .map(KeyBytes::entries)
-        .collect();
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(&head.0);
+    rayon::scope(|_| {
+        let mut chunks = output.entries.chunks(ENTRIES_PER_CHUNK);
+        let mut spare = KeyBytes::default();
+        let mut current = chunks
+            .next()
+            .map(|chunk| KeyBytes::default().entries(chunk));
+        while let Some(bytes) = current {
+            let next_chunk = chunks.next();
+            let ((), next) = rayon::join(
+                || {
+                    hasher.update(&bytes.0);
+                },
+                || next_chunk.map(|chunk| spare.entries(chunk)),
+            );
+            spare = bytes;
+            current = next;
+        }
+    });
+
     let mut tail = KeyBytes::default();
     for package in &output.packages {
         let kind = match package.kind {
@@ -102,11 +118,6 @@ pub fn key(output: &ScanOutput, pack_format: &str, mode: &str) -> Option<blake3:
         tail.stat(&package.manifest_stat);
     }
 
-    let mut hasher = blake3::Hasher::new();
-    hasher.update(&head.0);
-    for chunk in &chunks {
-        hasher.update_rayon(&chunk.0);
-    }
     hasher.update(&tail.0);
     Some(hasher.finalize())
 }
