@@ -350,7 +350,11 @@ impl<'a> Walker<'a> {
         }
 
         let mut items = std::mem::take(&mut found.items);
-        items.sort_unstable_by(compare_items);
+        let prefix = match folder.zip_path.len() {
+            0 => 0,
+            length => length + 1,
+        };
+        items.sort_unstable_by(|a, b| compare_items(a, b, prefix));
         slot.lock().items = items;
         self.append(found);
     }
@@ -834,10 +838,12 @@ fn push_file(folder: &Folder, name: &str, stat: Stat, found: &mut Found) {
 
 /// Orders the items of one folder so that reading them depth first gives zip paths in byte
 /// order. A subfolder's contents sort by its zip path followed by '/', not right after its own
-/// entry: `a`, `a-b`, `a/c` is byte order, since '-' sorts before '/'.
-fn compare_items(a: &Item, b: &Item) -> Ordering {
+/// entry: `a`, `a-b`, `a/c` is byte order, since '-' sorts before '/'. All the zip paths start
+/// with the folder's own and a '/', `prefix` bytes that are not compared.
+fn compare_items(a: &Item, b: &Item, prefix: usize) -> Ordering {
     let (a, a_is_subtree) = sort_key(a);
     let (b, b_is_subtree) = sort_key(b);
+    let (a, b) = (&a[prefix..], &b[prefix..]);
     let common = a.len().min(b.len());
     match a[..common].cmp(&b[..common]) {
         Ordering::Equal => {}
