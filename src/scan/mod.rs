@@ -68,6 +68,7 @@ mod dir;
 mod error;
 pub mod fingerprint;
 mod link;
+mod order;
 mod walk;
 
 use std::collections::HashSet;
@@ -77,8 +78,9 @@ use std::sync::Arc;
 use rayon::slice::ParallelSliceMut;
 
 pub use self::error::ScanError;
+use self::order::Item;
 use self::walk::{
-    Ancestors, FileId, Folder, Identity, Item, Opening, Region, Role, Source, Walker, PYTHON_SOURCE,
+    Ancestors, FileId, Folder, Identity, Opening, Region, Role, Source, Walker, PYTHON_SOURCE,
 };
 use crate::digest::EntryKind;
 

@@ -1,6 +1,5 @@
 //! The parallel walker behind [`super::scan`] and [`super::scan_package`].
 
-use std::cmp::Ordering;
 use std::collections::HashSet;
 use std::ffi::{CStr, CString};
 use std::fs::Metadata;
@@ -11,6 +10,7 @@ use std::sync::{Arc, Mutex};
 
 use super::dir::{DirFd, EntryStat, FileKind, Names};
 use super::link::{resolve_inside, LinkResolution};
+use super::order::{compare_items, flatten, Item, Slot};
 use super::{PackageDir, PackageKind, ScanError, ScanOutput, ScannedEntry, Stat};
 use crate::digest::EntryKind;
 
@@ -35,7 +35,7 @@ const NODE_MODULES: &str = "node_modules";
 /// level per thread.
 ///
 /// Each task sorts its folder's entries and leaves them in a [`Slot`] that its parent placed
-/// among its own entries, where the subfolder's contents sort (see [`compare_items`]). Reading
+/// among its own entries, where the subfolder's contents sort (see [`super::order`]). Reading
 /// the slots depth first after the walk gives every entry of a source in zip path order, so the
 /// result does not depend on scheduling and no sort of the whole listing is needed. Packages and
 /// problems are few: each task appends them to the shared output under one lock, and the caller
@@ -57,45 +57,6 @@ pub(super) struct Walker<'a> {
 pub(super) struct FileId {
     device: u64,
     inode: u64,
-}
-
-/// An entry of a folder's sorted listing: a scanned entry, or a place that a subfolder's task
-/// fills.
-#[derive(Debug)]
-pub(super) enum Item {
-    Entry(ScannedEntry),
-    /// The subfolder's own entry, for a subfolder whose task takes its stat data.
-    Own(Arc<Slot>),
-    /// The subfolder's contents, which sort as if its zip path ended in '/'.
-    Contents(Arc<Slot>),
-}
-
-/// What a subfolder's task found, for its parent's listing.
-#[derive(Debug)]
-pub(super) struct Slot {
-    zip_path: String,
-    found: Mutex<SlotFound>,
-}
-
-#[derive(Debug, Default)]
-struct SlotFound {
-    own: Option<ScannedEntry>,
-    items: Vec<Item>,
-}
-
-impl Slot {
-    fn new(zip_path: String) -> Arc<Slot> {
-        Arc::new(Slot {
-            zip_path,
-            found: Mutex::default(),
-        })
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, SlotFound> {
-        self.found
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
 }
 
 /// What one task found.
@@ -834,50 +795,6 @@ fn push_file(folder: &Folder, name: &str, stat: Stat, found: &mut Found) {
         stat,
         link_target: None,
     }));
-}
-
-/// Orders the items of one folder so that reading them depth first gives zip paths in byte
-/// order. A subfolder's contents sort by its zip path followed by '/', not right after its own
-/// entry: `a`, `a-b`, `a/c` is byte order, since '-' sorts before '/'. All the zip paths start
-/// with the folder's own and a '/', `prefix` bytes that are not compared.
-fn compare_items(a: &Item, b: &Item, prefix: usize) -> Ordering {
-    let (a, a_is_subtree) = sort_key(a);
-    let (b, b_is_subtree) = sort_key(b);
-    let (a, b) = (&a[prefix..], &b[prefix..]);
-    let common = a.len().min(b.len());
-    match a[..common].cmp(&b[..common]) {
-        Ordering::Equal => {}
-        unequal => return unequal,
-    }
-    let a_tail = a[common..].iter().chain(a_is_subtree.then_some(&b'/'));
-    let b_tail = b[common..].iter().chain(b_is_subtree.then_some(&b'/'));
-    a_tail.cmp(b_tail)
-}
-
-fn sort_key(item: &Item) -> (&[u8], bool) {
-    match item {
-        Item::Entry(entry) => (entry.zip_path.as_bytes(), false),
-        Item::Own(slot) => (slot.zip_path.as_bytes(), false),
-        Item::Contents(slot) => (slot.zip_path.as_bytes(), true),
-    }
-}
-
-/// Appends the entries of `items` to `entries`, each subtree's where its slot is, without
-/// recursing on the stack.
-fn flatten(items: Vec<Item>, entries: &mut Vec<ScannedEntry>) {
-    let mut pending = vec![items.into_iter()];
-    while let Some(items) = pending.last_mut() {
-        match items.next() {
-            Some(Item::Entry(entry)) => entries.push(entry),
-            Some(Item::Own(slot)) => entries.extend(slot.lock().own.take()),
-            Some(Item::Contents(slot)) => {
-                pending.push(std::mem::take(&mut slot.lock().items).into_iter());
-            }
-            None => {
-                pending.pop();
-            }
-        }
-    }
 }
 
 /// A link that leaves its source folder, as found in a listing.
