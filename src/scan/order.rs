@@ -78,6 +78,11 @@ fn sort_key(item: &Item) -> (&[u8], bool) {
 
 /// Appends the entries of `items` to `entries`, each subtree's where its slot is, without
 /// recursing on the stack.
+///
+/// TODO: this runs on one thread after the walk and moves every entry once more, and until it
+/// is done each entry's bytes sit both in a slot and in `entries` (about 10 MB more fresh pages
+/// for 75,000 entries than appending to one vector); counting each subtree's entries would let
+/// the pool move them into place in parallel.
 pub(super) fn flatten(items: Vec<Item>, entries: &mut Vec<ScannedEntry>) {
     let mut pending = vec![items.into_iter()];
     while let Some(items) = pending.last_mut() {
