@@ -64,9 +64,11 @@
 //! sorted by path, and the entry is left out (a folder that cannot be listed still has its own
 //! entry). The caller decides what is fatal.
 
+mod dir;
 mod error;
 pub mod fingerprint;
 mod link;
+mod order;
 mod walk;
 
 use std::collections::HashSet;
@@ -76,7 +78,10 @@ use std::sync::Arc;
 use rayon::slice::ParallelSliceMut;
 
 pub use self::error::ScanError;
-use self::walk::{Ancestors, FileId, Folder, Region, Role, Source, Walker, PYTHON_SOURCE};
+use self::order::Item;
+use self::walk::{
+    Ancestors, FileId, Folder, Identity, Opening, Region, Role, Source, Walker, PYTHON_SOURCE,
+};
 use crate::digest::EntryKind;
 
 /// Stat data of one entry, as `lstat` reported it (`stat` for the target of a followed link).
@@ -200,13 +205,14 @@ pub fn scan(root: &Path, sources: &[SourceMapping], options: &ScanOptions) -> Sc
         options.follow_external,
         options.skip_package_contents,
     );
+    let mut roots = Vec::new();
     rayon::scope(|scope| {
         for mapping in sources {
-            start_source(&walker, scope, root, mapping);
+            start_source(&walker, scope, root, mapping, &mut roots);
         }
     });
 
-    let mut output = walker.into_output();
+    let mut output = walker.into_output(roots);
     let collisions = check_collisions(&mut output.entries);
     output.problems.extend(collisions);
     finish(&mut output);
@@ -229,6 +235,7 @@ pub fn scan(root: &Path, sources: &[SourceMapping], options: &ScanOptions) -> Sc
 pub fn scan_package(root: &Path, package: &PackageDir, options: &ScanOptions) -> ScanOutput {
     let excluded = excluded_ids(&options.exclude);
     let walker = Walker::new(&excluded, options.follow_external, false);
+    let mut roots = Vec::new();
     match locate_package(root, package) {
         Ok((region, ancestors)) => {
             let role = match package.kind {
@@ -236,21 +243,25 @@ pub fn scan_package(root: &Path, package: &PackageDir, options: &ScanOptions) ->
                 PackageKind::Python => Role::PythonPackageOwn,
             };
             let folder = Folder {
-                disk: root.join(&package.source_dir),
+                opening: Opening::Path(root.join(&package.source_dir)),
                 source_path: package.source_dir.clone(),
                 zip_path: package.zip_dir.clone(),
                 source: Arc::new(source(root, &package.source_folder)),
                 ancestors,
                 region,
                 role,
+                identity: Identity::Checked,
             };
-            rayon::scope(|scope| walker.spawn_listing(scope, folder));
+            rayon::scope(|scope| roots.push(walker.spawn_listing(scope, folder)));
         }
         Err(error) => walker.report(ScanError::from_io(package.source_dir.clone(), error)),
     }
 
-    let mut output = walker.into_output();
+    let mut output = walker.into_output(roots);
     finish(&mut output);
+    debug_assert!(output
+        .entries
+        .is_sorted_by(|a, b| a.zip_path.as_bytes() < b.zip_path.as_bytes()));
     output
 }
 
@@ -259,6 +270,14 @@ pub fn scan_package(root: &Path, package: &PackageDir, options: &ScanOptions) ->
 /// (keeping the entry whose source path sorts first). [`scan`] runs it on its own output; the
 /// engine runs it again after splicing cached package lists into an output.
 pub fn check_collisions(entries: &mut Vec<ScannedEntry>) -> Vec<ScanError> {
+    // A single source comes out of the walk in order already; strictly increasing zip paths
+    // leave nothing to sort and nothing to merge.
+    if entries
+        .windows(2)
+        .all(|pair| pair[0].zip_path.as_bytes() < pair[1].zip_path.as_bytes())
+    {
+        return Vec::new();
+    }
     entries.par_sort_unstable_by(|a, b| {
         let by_zip_path = a.zip_path.as_bytes().cmp(b.zip_path.as_bytes());
         by_zip_path.then_with(|| a.source_path.as_bytes().cmp(b.source_path.as_bytes()))
@@ -280,12 +299,13 @@ pub fn check_collisions(entries: &mut Vec<ScannedEntry>) -> Vec<ScanError> {
     problems
 }
 
-/// Emits a source folder's entry and starts its walk; a missing source is absent.
+/// Adds a source folder's entry to `roots` and starts its walk; a missing source is absent.
 fn start_source<'s>(
     walker: &'s Walker<'_>,
     scope: &rayon::Scope<'s>,
     root: &Path,
     mapping: &SourceMapping,
+    roots: &mut Vec<Item>,
 ) {
     let source = Arc::new(source(root, &mapping.source));
     let metadata = match std::fs::metadata(&source.disk) {
@@ -316,17 +336,16 @@ fn start_source<'s>(
         Role::Plain
     };
     let folder = Folder {
-        disk: source.disk.clone(),
+        opening: Opening::Path(source.disk.clone()),
         source_path: source.path.clone(),
         zip_path: mapping.zip_prefix.trim_matches('/').to_owned(),
         source,
         ancestors: Ancestors::push(None, id),
         region: Region::Source,
         role,
+        identity: Identity::Checked,
     };
-    let mut output = ScanOutput::default();
-    walker.start(scope, folder, &metadata, &mut output);
-    walker.append(output);
+    walker.start(scope, folder, Stat::from_metadata(&metadata), roots);
 }
 
 /// A source folder that is a symlink is judged like any other link: it may point anywhere inside
@@ -402,17 +421,9 @@ fn excluded_ids(paths: &[PathBuf]) -> HashSet<FileId> {
         .collect()
 }
 
-/// Puts packages and problems in their documented order (entries are sorted by
-/// [`check_collisions`] or here).
+/// Puts packages and problems in their documented order. Entries are in order already: the walk
+/// gives each source's in order, and [`check_collisions`] sorts those of several.
 fn finish(output: &mut ScanOutput) {
-    if !output
-        .entries
-        .is_sorted_by(|a, b| a.zip_path.as_bytes() <= b.zip_path.as_bytes())
-    {
-        output
-            .entries
-            .par_sort_unstable_by(|a, b| a.zip_path.as_bytes().cmp(b.zip_path.as_bytes()));
-    }
     output
         .packages
         .sort_by(|a, b| a.source_dir.cmp(&b.source_dir));
