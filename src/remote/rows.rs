@@ -253,11 +253,14 @@ pub fn current_builds(cache: &Cache) -> Result<Vec<(String, Digest)>, CacheError
     digests_by_owner(cache, "SELECT owner, digest FROM builds")
 }
 
-/// Every (owner, digest) of the build history, most recent first within each owner.
+/// Every (owner, digest) of the build history, most recent first within each owner. The owner's
+/// current build comes first whatever its time says: `built_at` counts seconds, and builds made
+/// within the same second would otherwise be ordered by digest.
 pub fn history(cache: &Cache) -> Result<Vec<(String, Digest)>, CacheError> {
     digests_by_owner(
         cache,
-        "SELECT owner, digest FROM build_history ORDER BY owner, built_at DESC, digest",
+        "SELECT h.owner, h.digest FROM build_history h LEFT JOIN builds b ON b.owner = h.owner
+         ORDER BY h.owner, coalesce(h.digest = b.digest, 0) DESC, h.built_at DESC, h.digest",
     )
 }
 

@@ -18,7 +18,8 @@
 //! It removes the dropped zips' files from `.lamina/build/`, and files there that no row names
 //! (a zip renamed into place by a run that died before recording it). A temporary file
 //! (`.lamina-tmp-*`) is removed only when it has not been written for [`STALE_TEMP`]: a running
-//! build may be writing a younger one, and a build writes its zip continuously.
+//! build may be writing a younger one, and a build writes its zip continuously. Once rows were
+//! dropped it compacts the database file, which SQLite never shrinks by itself.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
@@ -388,6 +389,9 @@ pub fn gc(
     }
 
     delete_rows(cache, &drop, &drop_lists)?;
+    if !drop.is_empty() || !drop_lists.is_empty() {
+        compact(cache)?;
+    }
     for file in &files {
         if let Err(error) = fs_err::remove_file(file) {
             warn!("cannot remove a zip no build needs: {error}");
@@ -400,6 +404,22 @@ pub fn gc(
         "cache collected"
     );
     Ok(report)
+}
+
+/// Gives the pages of deleted rows back to the file system. SQLite reuses free pages but never
+/// shrinks the file by itself, and each dropped zip frees its preimage (about 7 MB for a layer
+/// of 75,000 files), so without this a cache that builds often only grows. `VACUUM` rewrites the
+/// file from its live pages in one transaction: a process killed during it leaves the cache as
+/// it was.
+fn compact(cache: &Cache) -> Result<(), CacheError> {
+    let before = fs_err::metadata(cache.path()).map(|m| m.len()).ok();
+    cache
+        .connection()
+        .execute_batch("VACUUM")
+        .map_err(|source| cache.sql_error(source))?;
+    let after = fs_err::metadata(cache.path()).map(|m| m.len()).ok();
+    debug!(?before, ?after, "cache file compacted");
+    Ok(())
 }
 
 /// The digests of each owner's `keep_last` most recent builds, and of every owner's last build.

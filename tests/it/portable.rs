@@ -390,6 +390,51 @@ fn gc_keeps_recent_builds_and_published_versions_and_drops_the_rest() {
 }
 
 #[test]
+fn gc_shrinks_the_cache_file_by_the_rows_it_drops() {
+    let machine = Machine::first();
+    // Enough entries that each build's preimage spans many pages of the database.
+    for index in 0..400 {
+        let path = format!("opt/data/file-{index:03}.txt");
+        write(&machine.layer(), &path, index.to_string().as_bytes());
+    }
+    for version in 0..6 {
+        let content = format!("{{\"v\":{version}}}");
+        write(
+            &machine.layer(),
+            "opt/config/settings.json",
+            content.as_bytes(),
+        );
+        machine.build(&[]);
+    }
+    let db = machine.root().join(".lamina/cache.db");
+    let free_pages = || {
+        let connection = rusqlite::Connection::open(&db).unwrap();
+        connection
+            .query_row("PRAGMA freelist_count", [], |row| row.get::<_, i64>(0))
+            .unwrap()
+    };
+    let pages = || {
+        let connection = rusqlite::Connection::open(&db).unwrap();
+        connection
+            .query_row("PRAGMA page_count", [], |row| row.get::<_, i64>(0))
+            .unwrap()
+    };
+    let before = pages();
+
+    let report = machine.json(&["cache", "gc", "--keep-last", "1"]);
+    assert_eq!(report["zips_removed"], 5, "{report}");
+    assert_eq!(free_pages(), 0, "the dropped rows' pages are given back");
+    let after = pages();
+    assert!(
+        after * 2 < before,
+        "five of six preimages dropped: {before} pages before, {after} after"
+    );
+    let (again, _) = machine.build(&[]);
+    assert_eq!(again["status"], "cached");
+    assert!(machine.run(&["cache", "verify"]).status.success());
+}
+
+#[test]
 fn a_cold_manifests_build_puts_walked_packages_in_order() {
     // With no list known, manifests mode walks every package and appends its entries after the
     // scan's; they must be sorted again before the digest (an unsorted preimage panicked in
