@@ -133,8 +133,9 @@ fn touch_packages(
 /// a record of unchanged size in place and writes only the pages whose bytes differ (measured:
 /// two pages of WAL for a 6.5 MB preimage).
 ///
-/// TODO: every distinct digest keeps its row, preimage included (about 6.5 MB for a layer of
-/// 75,000 files), until `lamina cache gc` exists to drop the ones no build or version needs.
+/// Every distinct digest keeps its row, preimage included (about 6.5 MB for a layer of 75,000
+/// files), until `lamina cache gc` drops the ones no recent build or published version needs and
+/// compacts the file; nothing runs gc by itself.
 fn record_zip(
     transaction: &Transaction<'_>,
     zip: &ZipRecord,
