@@ -147,6 +147,11 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (owner, mode)
     ) WITHOUT ROWID;
     ",
+    // 6: an order of the build history that does not depend on the clock's resolution
+    // (`built_at` counts seconds, and `gc --keep-last N` needs the N most recent builds).
+    "
+    ALTER TABLE build_history ADD COLUMN sequence INTEGER NOT NULL DEFAULT 0;
+    ",
 ];
 
 /// Brings the database at `path` up to [`SCHEMA_VERSION`](super::SCHEMA_VERSION), or explains why it cannot.

@@ -5,8 +5,9 @@
 //! those rows. This module's own tables (migration 2 in `src/cache/schema.rs`) are all
 //! machine-local:
 //!
-//! - `build_history (owner, digest, built_at)`: every digest an owner was built as, with the last
-//!   time, so that `gc --keep-last N` knows the N most recent builds of each layer and function;
+//! - `build_history (owner, digest, built_at, sequence)`: every digest an owner was built as,
+//!   with the last time and a number that grows with every record, so that `gc --keep-last N`
+//!   knows the N most recent builds of each layer and function;
 //! - `run_counters (name, run, value)`: the work counters of the last run (one process), read by
 //!   `lamina cache stats`; rows of an earlier run are replaced when a new run records;
 //! - `remote_objects (remote, key)`: objects this machine wrote to or read from a shared cache,
@@ -253,14 +254,16 @@ pub fn current_builds(cache: &Cache) -> Result<Vec<(String, Digest)>, CacheError
     digests_by_owner(cache, "SELECT owner, digest FROM builds")
 }
 
-/// Every (owner, digest) of the build history, most recent first within each owner. The owner's
-/// current build comes first whatever its time says: `built_at` counts seconds, and builds made
-/// within the same second would otherwise be ordered by digest.
+/// Every (owner, digest) of the build history, most recent first within each owner: the
+/// owner's current build, then by `sequence`, which orders builds made within the same second
+/// (`built_at` counts seconds). Rows recorded before `sequence` existed hold 0 and fall back to
+/// `built_at`.
 pub fn history(cache: &Cache) -> Result<Vec<(String, Digest)>, CacheError> {
     digests_by_owner(
         cache,
         "SELECT h.owner, h.digest FROM build_history h LEFT JOIN builds b ON b.owner = h.owner
-         ORDER BY h.owner, coalesce(h.digest = b.digest, 0) DESC, h.built_at DESC, h.digest",
+         ORDER BY h.owner, coalesce(h.digest = b.digest, 0) DESC, h.sequence DESC,
+                  h.built_at DESC, h.digest",
     )
 }
 
@@ -290,8 +293,10 @@ pub fn record_history(
     now: i64,
 ) -> rusqlite::Result<()> {
     transaction.execute(
-        "INSERT INTO build_history (owner, digest, built_at) VALUES (?1, ?2, ?3)
-         ON CONFLICT (owner, digest) DO UPDATE SET built_at = excluded.built_at",
+        "INSERT INTO build_history (owner, digest, built_at, sequence)
+         VALUES (?1, ?2, ?3, (SELECT coalesce(max(sequence), 0) + 1 FROM build_history))
+         ON CONFLICT (owner, digest) DO UPDATE
+             SET built_at = excluded.built_at, sequence = excluded.sequence",
         params![owner.key(), &digest.0, now],
     )?;
     Ok(())
