@@ -18,8 +18,8 @@
 //! It removes the dropped zips' files from `.lamina/build/`, and files there that no row names
 //! (a zip renamed into place by a run that died before recording it). A temporary file
 //! (`.lamina-tmp-*`) is removed only when it has not been written for [`STALE_TEMP`]: a running
-//! build may be writing a younger one, and a build writes its zip continuously. Once rows were
-//! dropped it compacts the database file, which SQLite never shrinks by itself.
+//! build may be writing a younger one, and a build writes its zip continuously. Last, it
+//! compacts the database file if it has free pages, since SQLite never shrinks it by itself.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
@@ -389,9 +389,7 @@ pub fn gc(
     }
 
     delete_rows(cache, &drop, &drop_lists)?;
-    if !drop.is_empty() || !drop_lists.is_empty() {
-        compact(cache)?;
-    }
+    compact(cache)?;
     for file in &files {
         if let Err(error) = fs_err::remove_file(file) {
             warn!("cannot remove a zip no build needs: {error}");
@@ -406,19 +404,29 @@ pub fn gc(
     Ok(report)
 }
 
-/// Gives the pages of deleted rows back to the file system. SQLite reuses free pages but never
-/// shrinks the file by itself, and each dropped zip frees its preimage (about 7 MB for a layer
-/// of 75,000 files), so without this a cache that builds often only grows. `VACUUM` rewrites the
-/// file from its live pages in one transaction: a process killed during it leaves the cache as
-/// it was.
+/// Gives the free pages of the database file back to the file system, if it has any. SQLite
+/// reuses free pages but never shrinks the file by itself, and each dropped zip frees its
+/// preimage (about 7 MB for a layer of 75,000 files), so without this a cache that builds often
+/// only grows. `VACUUM` rewrites the database from its live pages in one transaction (a process
+/// killed during it leaves the cache as it was); in WAL mode the rewrite lands in the WAL, and
+/// the checkpoint that follows moves it into the file and truncates both.
 fn compact(cache: &Cache) -> Result<(), CacheError> {
+    let connection = cache.connection();
+    let sql_error = |source| cache.sql_error(source);
+    let free: i64 = connection
+        .query_row("PRAGMA freelist_count", [], |row| row.get(0))
+        .map_err(sql_error)?;
+    if free == 0 {
+        return Ok(());
+    }
     let before = fs_err::metadata(cache.path()).map(|m| m.len()).ok();
-    cache
-        .connection()
-        .execute_batch("VACUUM")
-        .map_err(|source| cache.sql_error(source))?;
+    connection.execute_batch("VACUUM").map_err(sql_error)?;
+    // Busy (another process is reading) only postpones the truncation to a later checkpoint.
+    let busy: i64 = connection
+        .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| row.get(0))
+        .map_err(sql_error)?;
     let after = fs_err::metadata(cache.path()).map(|m| m.len()).ok();
-    debug!(?before, ?after, "cache file compacted");
+    debug!(free, ?before, ?after, busy, "cache file compacted");
     Ok(())
 }
 

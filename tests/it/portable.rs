@@ -422,6 +422,7 @@ fn gc_shrinks_the_cache_file_by_the_rows_it_drops() {
             .unwrap()
     };
     let before = pages();
+    let size_before = std::fs::metadata(&db).unwrap().len();
 
     // The six builds take well under a second each, so most share a `built_at` second: the
     // two kept must still be the last two.
@@ -435,6 +436,11 @@ fn gc_shrinks_the_cache_file_by_the_rows_it_drops() {
     assert!(
         after * 3 < before * 2,
         "four of six preimages dropped: {before} pages before, {after} after"
+    );
+    let size_after = std::fs::metadata(&db).unwrap().len();
+    assert!(
+        size_after * 3 < size_before * 2,
+        "the file shrinks: {size_before} bytes before, {size_after} after"
     );
     let (again, _) = machine.build(&[]);
     assert_eq!(again["status"], "cached");
