@@ -2,8 +2,9 @@
 //! `npm ci` tree (node-large in `../shared/bench/`).
 //!
 //! `cache_load_75k_rows` is the cache's part of a warm no-change `lamina status`: one query that
-//! loads every row of a layer. `cache_commit_75k_rows` is the write of a cold build: every row
-//! upserted in one transaction. `cache_freshness_check_75k_files` is the stat check against the
+//! loads every row of a layer. `cache_commit_75k_rows` replaces every row of a layer in one
+//! transaction; `cache_commit_75k_new_rows` writes them into an empty cache, handed over in the
+//! order of a hash map as a cold build collects them. `cache_freshness_check_75k_files` is the stat check against the
 //! loaded rows: one map lookup and one [`freshness`] verdict per scanned file.
 //!
 //! Each runs twice: in wall time, and as `cpu/...` in the CPU time of the benchmark thread. The
@@ -109,6 +110,32 @@ fn cache_commit_75k_rows<M: Measurement + 'static>(c: &mut Criterion<M>, prefix:
     });
 }
 
+fn cache_commit_75k_new_rows<M: Measurement + 'static>(c: &mut Criterion<M>, prefix: &str) {
+    let owner = Owner::Layer("shared".into());
+    let in_hash_order = || -> Vec<(String, FileRecord)> {
+        let map: std::collections::HashMap<String, FileRecord> = rows(1).into_iter().collect();
+        map.into_iter().collect()
+    };
+    c.bench_function(&format!("{prefix}cache_commit_75k_new_rows"), |b| {
+        b.iter_batched(
+            || {
+                let dir = tempfile::tempdir().unwrap();
+                let cache = Cache::open(&dir.path().join("cache.db")).unwrap();
+                let update = BuildUpdate {
+                    upsert_files: in_hash_order(),
+                    ..BuildUpdate::default()
+                };
+                (dir, cache, update)
+            },
+            |(dir, mut cache, update)| {
+                cache.commit_build(&owner, update).unwrap();
+                (dir, cache)
+            },
+            BatchSize::PerIteration,
+        )
+    });
+}
+
 fn cache_freshness_check_75k_files<M: Measurement + 'static>(c: &mut Criterion<M>, prefix: &str) {
     let known: std::collections::HashMap<String, FileRecord> = rows(i64::MAX).into_iter().collect();
     // The scan's view: the same paths and stat data, as owned strings in another order.
@@ -131,12 +158,14 @@ fn cache_freshness_check_75k_files<M: Measurement + 'static>(c: &mut Criterion<M
 fn wall_time(c: &mut Criterion) {
     cache_load_75k_rows(c, "");
     cache_commit_75k_rows(c, "");
+    cache_commit_75k_new_rows(c, "");
     cache_freshness_check_75k_files(c, "");
 }
 
 fn cpu_time(c: &mut Criterion<ThreadCpuTime>) {
     cache_load_75k_rows(c, "cpu/");
     cache_commit_75k_rows(c, "cpu/");
+    cache_commit_75k_new_rows(c, "cpu/");
     cache_freshness_check_75k_files(c, "cpu/");
 }
 

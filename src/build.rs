@@ -415,10 +415,6 @@ pub fn build(
         ..BuildUpdate::default()
     };
     update.upsert_files.append(&mut listing.hashed_manifests);
-    // In key order, the rows go in at the right edge of the files table's B-tree; in the hash
-    // map's order every insert lands on a random page, and a cold build of a large layer spends
-    // a fifth of its CPU time missing SQLite's page cache and splitting pages.
-    update.upsert_files.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     // Only a build keeps the package lists it used alive for garbage collection: a status that
     // found nothing new must not write to the cache at all.
     if !options.status_only {
@@ -639,7 +635,7 @@ impl Listing {
             foldhash::fast::RandomState::default(),
         );
         seen.extend(self.scanned.iter().map(|entry| entry.source_path.as_str()));
-        let mut removed: Vec<String> = known
+        known
             .keys()
             .filter(|path| !seen.contains(path.as_str()))
             .filter(|path| {
@@ -648,10 +644,7 @@ impl Listing {
                     .any(|package| is_below(path, &package.source_dir))
             })
             .cloned()
-            .collect();
-        // In key order, like the upserts (see `build`).
-        removed.sort_unstable();
-        removed
+            .collect()
     }
 }
 

@@ -656,12 +656,22 @@ impl Cache {
     /// removed, package lists stored, the zip recorded and the owner's build pointed at it. On
     /// any error nothing of it is written. An empty update opens no transaction at all: a run
     /// that learned nothing leaves the database file untouched.
-    pub fn commit_build(&mut self, owner: &Owner, update: BuildUpdate) -> Result<(), CacheError> {
+    pub fn commit_build(
+        &mut self,
+        owner: &Owner,
+        mut update: BuildUpdate,
+    ) -> Result<(), CacheError> {
         let key = owner.key();
         if update.is_empty() {
             tracing::debug!(owner = %key, "nothing learned: no cache transaction");
             return Ok(());
         }
+        // In key order the rows go in at the right edge of the files table's B-tree. Callers
+        // collect them in hash-map order, where every insert lands on a random page: a cold
+        // build of a 75,000-file layer spent a fifth of its CPU time in SQLite missing its page
+        // cache and splitting pages. Sorted before the write lock is taken.
+        update.upsert_files.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        update.remove_files.sort_unstable();
         let now = unix_now();
         let path = self.path.clone();
         let transaction = self.transaction()?;
