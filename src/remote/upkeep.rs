@@ -15,11 +15,13 @@
 //!   Python lists used since the oldest kept build (their key, the lock file's fingerprint, is
 //!   not in the zip).
 //!
-//! It removes the dropped zips' files from `.lamina/build/`, and files there that no row names
-//! (a zip renamed into place by a run that died before recording it). A temporary file
-//! (`.lamina-tmp-*`) is removed only when it has not been written for [`STALE_TEMP`]: a running
-//! build may be writing a younger one, and a build writes its zip continuously. Last, it
-//! compacts the database file if it has free pages, since SQLite never shrinks it by itself.
+//! It removes the dropped zips' files from `.lamina/build/`, and zips there that no row names (a
+//! zip renamed into place by a run that died before recording it) and temporary files
+//! (`.lamina-tmp-*`) once they have not been written for [`STALE_TEMP`]: a running build may
+//! be writing a younger temporary file, or have renamed a zip into place and not yet recorded
+//! it. Last, it compacts the database file if it has free pages, since SQLite never shrinks it
+//! by itself. The rows go first, in one transaction; a file that cannot be removed, or a
+//! compaction that fails, is a warning, and the next gc tries again.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
@@ -377,23 +379,42 @@ pub fn gc(
         dry_run,
         ..GcReport::default()
     };
-    let kept_files: HashSet<&str> = keep
-        .iter()
-        .map(|row| row.record.file_name.as_str())
-        .collect();
-    let (files, bytes) = unneeded_files(build_dir, &kept_files);
-    report.files_removed = files.len() as u64;
-    report.bytes_freed = bytes;
+    let names = |rows: &[rows::ZipRow]| -> HashSet<String> {
+        rows.iter()
+            .map(|row| row.record.file_name.clone())
+            .collect()
+    };
+    let files = unneeded_files(build_dir, &names(&keep), &names(&drop));
     if dry_run {
+        report.files_removed = files.len() as u64;
+        report.bytes_freed = files.iter().map(|(_, size)| size).sum();
         return Ok(report);
     }
 
     delete_rows(cache, &drop, &drop_lists)?;
-    compact(cache)?;
-    for file in &files {
-        if let Err(error) = fs_err::remove_file(file) {
-            warn!("cannot remove a zip no build needs: {error}");
+    let mut failed = Vec::new();
+    for (file, size) in files {
+        match fs_err::remove_file(&file) {
+            Ok(()) => {
+                report.files_removed += 1;
+                report.bytes_freed += size;
+            }
+            // Another gc got there first.
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+            Err(error) => failed.push(error),
         }
+    }
+    if let Some(first) = failed.first() {
+        warn!(
+            "could not remove {} file(s) no build needs from {} ({first}); the next gc tries again",
+            failed.len(),
+            build_dir.display()
+        );
+    }
+    // The rows and files are gone whatever happens here: a failure to compact (a long
+    // transaction of another process, a full disk) is left for the next gc.
+    if let Err(error) = compact(cache) {
+        warn!("the cache file was not compacted, the next gc tries again: {error}");
     }
     info!(
         zips = report.zips_removed,
@@ -490,33 +511,38 @@ fn partition_lists(
     Ok((kept, dropped))
 }
 
-/// How long a temporary file in the build folder must have gone unwritten before garbage
-/// collection takes it for the leftover of a process that was killed.
+/// How long a temporary file, or a zip no row names, in the build folder must have gone
+/// unwritten before garbage collection takes it for the leftover of a process that was killed.
 pub const STALE_TEMP: Duration = Duration::from_secs(3600);
 
-/// Files in `build_dir` that are zips no kept row names, or stale temporary files, with their
-/// total size.
-fn unneeded_files(build_dir: &Path, kept: &HashSet<&str>) -> (Vec<std::path::PathBuf>, u64) {
+/// Files in `build_dir` that gc removes, with their sizes: the zips of `dropped` rows, and zips
+/// no row names and temporary files once they are stale. A zip no row names may be one a
+/// running build has just renamed into place and is about to record, so a young one stays.
+fn unneeded_files(
+    build_dir: &Path,
+    kept: &HashSet<String>,
+    dropped: &HashSet<String>,
+) -> Vec<(std::path::PathBuf, u64)> {
     let Ok(listing) = fs_err::read_dir(build_dir) else {
-        return (Vec::new(), 0);
+        return Vec::new();
     };
     let mut files = Vec::new();
-    let mut bytes = 0;
     for entry in listing.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
         let is_temp = name.starts_with(".lamina-tmp-");
-        if !is_temp && (!name.ends_with(".zip") || kept.contains(name.as_str())) {
+        if !is_temp && (!name.ends_with(".zip") || kept.contains(&name)) {
             continue;
         }
         match entry.metadata() {
-            Ok(metadata) if metadata.is_file() && (!is_temp || is_stale(&metadata)) => {
-                bytes += metadata.len();
-                files.push(entry.path());
+            Ok(metadata)
+                if metadata.is_file() && (dropped.contains(&name) || is_stale(&metadata)) =>
+            {
+                files.push((entry.path(), metadata.len()));
             }
             _ => {}
         }
     }
-    (files, bytes)
+    files
 }
 
 fn is_stale(metadata: &std::fs::Metadata) -> bool {

@@ -351,14 +351,21 @@ fn gc_keeps_recent_builds_and_published_versions_and_drops_the_rest() {
     file.set_times(std::fs::FileTimes::new().set_modified(hour_ago))
         .unwrap();
     let running = write(&build_dir, ".lamina-tmp-running.zip", b"being written");
+    // Zips no row names: one a killed build renamed into place an hour ago, and one a running
+    // build has just renamed and not yet recorded.
+    let orphan = write(&build_dir, &format!("{}.zip", "a".repeat(64)), b"old zip");
+    let file = std::fs::File::options().write(true).open(&orphan).unwrap();
+    file.set_times(std::fs::FileTimes::new().set_modified(hour_ago))
+        .unwrap();
+    let unrecorded = write(&build_dir, &format!("{}.zip", "b".repeat(64)), b"new zip");
 
     let dry = machine.json(&["cache", "gc", "--keep-last", "2", "--dry-run"]);
     assert_eq!(dry["zips_removed"], 1);
     assert_eq!(
-        dry["files_removed"], 2,
-        "the dropped zip and the stale temporary file"
+        dry["files_removed"], 3,
+        "the dropped zip, the stale temporary file and the old unrecorded zip"
     );
-    assert_eq!(zip_names(&machine).len(), 4, "a dry run removes nothing");
+    assert_eq!(zip_names(&machine).len(), 6, "a dry run removes nothing");
 
     let report = machine.json(&["cache", "gc", "--keep-last", "2"]);
     assert_eq!(report["zips_removed"], 1);
@@ -372,7 +379,14 @@ fn gc_keeps_recent_builds_and_published_versions_and_drops_the_rest() {
         running.exists(),
         "a temporary file being written is left alone"
     );
+    assert_eq!(report["files_removed"], 3);
+    assert!(!orphan.exists(), "an old zip no row names is removed");
+    assert!(
+        unrecorded.exists(),
+        "a young zip no row names may be a running build's: left alone"
+    );
     std::fs::remove_file(&running).unwrap();
+    std::fs::remove_file(&unrecorded).unwrap();
     let mut expected = vec![digest_of(&first), digest_of(&third), digest_of(&fourth)];
     expected.sort();
     assert_eq!(zip_names(&machine), expected);
