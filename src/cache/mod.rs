@@ -112,6 +112,27 @@ pub enum CacheError {
     },
 
     #[error(
+        "the cache `{}` cannot be written; lamina needs write access to the file and \
+         to its folder, where SQLite keeps `-wal` and `-shm` files beside it: check their \
+         owner and permissions",
+        .path.display()
+    )]
+    ReadOnly {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+
+    #[error(
+        "the disk holding the cache `{}` is full; nothing was written: free some \
+         space (`lamina cache gc` removes old built zips) and run again",
+        .path.display()
+    )]
+    DiskFull {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+
+    #[error(
         "`{}` is a SQLite database of another program (application id {application_id:#x}), \
          not a lamina cache; check the path, or move the file aside",
         .path.display()
@@ -202,6 +223,8 @@ impl CacheError {
             Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
                 CacheError::Busy { path, source }
             }
+            Some(ErrorCode::ReadOnly) => CacheError::ReadOnly { path, source },
+            Some(ErrorCode::DiskFull) => CacheError::DiskFull { path, source },
             _ => CacheError::Sql { path, source },
         }
     }
@@ -787,7 +810,15 @@ mod tests {
             CacheError::Busy { .. }
         ));
         assert!(matches!(
+            classify(rusqlite::ffi::SQLITE_READONLY),
+            CacheError::ReadOnly { .. }
+        ));
+        assert!(matches!(
             classify(rusqlite::ffi::SQLITE_FULL),
+            CacheError::DiskFull { .. }
+        ));
+        assert!(matches!(
+            classify(rusqlite::ffi::SQLITE_CONSTRAINT),
             CacheError::Sql { .. }
         ));
     }
