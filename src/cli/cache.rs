@@ -44,7 +44,8 @@ pub(crate) enum CacheCommand {
     },
     /// Drop zips and package lists that no recent build and no published version needs.
     Gc {
-        /// How many of each layer's and function's most recent builds to keep.
+        /// How many of each layer's and function's most recent builds to keep. The current
+        /// build is always kept, with 0 too.
         #[arg(long, value_name = "N", default_value_t = DEFAULT_KEEP_LAST)]
         keep_last: usize,
         /// Say what would be removed, and remove nothing.

@@ -391,8 +391,14 @@ pub fn gc(
         return Ok(report);
     }
 
-    delete_rows(cache, &drop, &drop_lists)?;
+    let revived = delete_rows(cache, &drop, &drop_lists)?;
+    report.zips_removed -= revived.len() as u64;
+    report.zips_kept += revived.len() as u64;
     let mut failed = Vec::new();
+    let files = files.into_iter().filter(|(file, _)| {
+        let name = file.file_name().map(|name| name.to_string_lossy());
+        !name.is_some_and(|name| revived.contains(name.as_ref()))
+    });
     for (file, size) in files {
         match fs_err::remove_file(&file) {
             Ok(()) => {
@@ -550,18 +556,29 @@ fn is_stale(metadata: &std::fs::Metadata) -> bool {
     age.is_some_and(|age| age >= STALE_TEMP)
 }
 
+/// Deletes the rows of `zips` and `lists` in one transaction, and returns the file names of the
+/// zips it kept after all: gc chose them before taking the write lock, and a build running
+/// meanwhile may have made one of them an owner's current build again.
 fn delete_rows(
     cache: &mut Cache,
     zips: &[rows::ZipRow],
     lists: &[(PackageKind, blake3::Hash)],
-) -> Result<(), CacheError> {
+) -> Result<HashSet<String>, CacheError> {
     let path = cache.path().to_path_buf();
     let transaction = cache.transaction()?;
-    let write = || -> rusqlite::Result<()> {
+    let mut revived = HashSet::new();
+    let mut write = || -> rusqlite::Result<()> {
         for row in zips {
             let digest = &row.record.digest.0;
+            let deleted = transaction.execute(
+                "DELETE FROM zips WHERE digest = ?1 AND digest NOT IN (SELECT digest FROM builds)",
+                [digest],
+            )?;
+            if deleted == 0 {
+                revived.insert(row.record.file_name.clone());
+                continue;
+            }
             transaction.execute("DELETE FROM build_history WHERE digest = ?1", [digest])?;
-            transaction.execute("DELETE FROM zips WHERE digest = ?1", [digest])?;
         }
         for (kind, fingerprint) in lists {
             transaction.execute(
@@ -573,5 +590,57 @@ fn delete_rows(
     };
     write()
         .and_then(|()| transaction.commit())
-        .map_err(|source| CacheError::from_sqlite(&path, source))
+        .map_err(|source| CacheError::from_sqlite(&path, source))?;
+    Ok(revived)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cache::{BuildUpdate, Owner, ZipRecord};
+    use crate::digest::{self, Entry};
+
+    fn zip_for(content: &[u8]) -> (ZipRecord, Vec<u8>) {
+        let size = content.len() as u64;
+        let entries = [Entry::file("a.txt", 0o644, size, blake3::hash(content))];
+        let preimage = digest::preimage(&entries, crate::pack::FORMAT_LABEL);
+        let digest = digest::digest_of_preimage(&preimage);
+        let record = ZipRecord {
+            digest,
+            sha256: *blake3::hash(content).as_bytes(),
+            size: 100,
+            entries: 1,
+            unzipped_bytes: size,
+            file_name: format!("{}.zip", digest.to_hex()),
+        };
+        (record, preimage)
+    }
+
+    #[test]
+    fn a_zip_a_build_made_current_after_gc_chose_it_keeps_its_row() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cache = Cache::open(&dir.path().join("cache.db")).unwrap();
+        let owner = Owner::Layer("shared".into());
+        let (old, new) = (zip_for(b"old"), zip_for(b"new"));
+        for zip in [&old, &new] {
+            let update = BuildUpdate {
+                zip: Some(zip.clone()),
+                ..BuildUpdate::default()
+            };
+            cache.commit_build(&owner, update).unwrap();
+        }
+
+        // As if gc had chosen both before the build that made `new` current committed.
+        let planned = rows::zip_rows(&cache).unwrap();
+        assert_eq!(planned.len(), 2);
+        let kept = delete_rows(&mut cache, &planned, &[]).unwrap();
+
+        assert_eq!(kept, HashSet::from([new.0.file_name.clone()]));
+        let left: Vec<Digest> = rows::zip_rows(&cache)
+            .unwrap()
+            .into_iter()
+            .map(|row| row.record.digest)
+            .collect();
+        assert_eq!(left, [new.0.digest]);
+    }
 }
