@@ -194,13 +194,17 @@ fn print_verify(context: &Context, report: &upkeep::VerifyReport) -> Result<()> 
             println!("damaged: {}{place}: {}", damage.item, damage.problem);
         }
         println!(
-            "checked {} zip(s) and {} package list(s): {} damaged{}",
+            "checked {} zip(s) and {} package list(s): {} damaged{}{}",
             report.zips_checked,
             report.packages_checked,
             report.damage.len(),
             match report.repaired {
                 0 => String::new(),
                 n => format!(", {n} removed"),
+            },
+            match report.zips_missing {
+                0 => String::new(),
+                n => format!("; {n} recorded zip(s) missing from the build folder (packed again when needed)"),
             }
         );
     }

@@ -290,6 +290,20 @@ fn verify_reports_a_damaged_zip_and_exits_non_zero_then_repair_removes_it() {
 }
 
 #[test]
+fn verify_says_how_many_recorded_zips_are_missing_without_calling_them_damage() {
+    let machine = Machine::first();
+    let (built, _) = machine.build(&[]);
+    std::fs::remove_file(built["zip"].as_str().unwrap()).unwrap();
+    let output = machine.run(&["cache", "verify"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        text.contains("0 damaged; 1 recorded zip(s) missing from the build folder"),
+        "{text}"
+    );
+}
+
+#[test]
 fn verify_reports_a_damaged_package_list() {
     let machine = Machine::first();
     machine.build(&[]);
