@@ -374,12 +374,16 @@ pub fn mark_known(cache: &Cache, remote: &str, key: &str) -> Result<(), CacheErr
         .map_err(|e| cache.sql_error(e))
 }
 
-/// The CodeSha256 (base64) of everything this checkout pushed (`pushes`) and of every layer
-/// version the AWS target has seen (`aws_layer_versions`).
+/// The CodeSha256 (base64) of every layer version this checkout published (`pushes`) and every
+/// layer version the AWS target has seen (`aws_layer_versions`). Functions' code is left out: a
+/// function holds only its current code, and which push was the last cannot be told from
+/// `pushed_at` (seconds); the local registry's records name a function's current code.
 pub fn published_code_sha256s(cache: &Cache) -> Result<Vec<String>, CacheError> {
     let query = || -> rusqlite::Result<Vec<String>> {
         let mut statement = cache.connection().prepare(
-            "SELECT code_sha256 FROM pushes UNION SELECT code_sha256 FROM aws_layer_versions",
+            "SELECT code_sha256 FROM pushes WHERE owner LIKE 'layer:%'
+             UNION
+             SELECT code_sha256 FROM aws_layer_versions",
         )?;
         let rows = statement.query_map([], |row| row.get(0))?;
         rows.collect()

@@ -1674,6 +1674,45 @@ fn function_add_with_six_layers_names_the_flag_and_count() {
 }
 
 #[test]
+fn gc_drops_a_function_code_zip_once_newer_code_is_deployed() {
+    let dir = example_project();
+    let zips = || -> std::collections::BTreeSet<String> {
+        std::fs::read_dir(dir.path().join(".lamina/build"))
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|name| name.ends_with(".zip"))
+            .collect()
+    };
+    lamina(dir.path())
+        .args(["push", "--yes"])
+        .assert()
+        .success();
+    let first = zips();
+    let handler = dir.path().join("functions/api/src/index.js");
+    let code = read(&handler) + "// changed\n";
+    std::fs::write(&handler, code).unwrap();
+    lamina(dir.path())
+        .args(["push", "--yes"])
+        .assert()
+        .success();
+    let second = zips();
+    assert_eq!(second.difference(&first).count(), 1, "the new code zip");
+
+    lamina(dir.path())
+        .args(["cache", "gc", "--keep-last", "0"])
+        .assert()
+        .success();
+    let third = zips();
+    let removed: Vec<&String> = second.difference(&third).collect();
+    assert_eq!(
+        removed.len(),
+        1,
+        "only the replaced code zip goes: {removed:?}"
+    );
+    assert!(first.contains(removed[0]));
+}
+
+#[test]
 fn a_function_over_the_layer_limit_can_be_repaired_with_lamina() {
     let dir = example_project();
     let manifest = dir.path().join("lamina.toml");
