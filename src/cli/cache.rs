@@ -151,7 +151,7 @@ fn print_stats(context: &Context, stats: &CacheStats) -> Result<()> {
     }
     let entries = &stats.entries;
     println!(
-        "zips: {} ({}; {} missing from .lamina/build)",
+        "zips: {} ({}; {} missing from .lamina/build or not of their recorded size)",
         entries.zips,
         output::bytes(entries.zip_bytes),
         entries.zips_missing

@@ -135,7 +135,8 @@ pub struct Entries {
     pub zips: u64,
     /// Bytes of the zips recorded (whether or not their files are still there).
     pub zip_bytes: u64,
-    /// Recorded zips whose file is gone from `.lamina/build/` (rebuilt when needed).
+    /// Recorded zips whose file is gone from `.lamina/build/` or is not of the recorded size
+    /// (rebuilt when needed; `lamina cache verify` tells damage from absence).
     pub zips_missing: u64,
     pub packages: u64,
     /// Bytes of the stored package lists.
