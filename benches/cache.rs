@@ -4,8 +4,9 @@
 //! `cache_load_75k_rows` is the cache's part of a warm no-change `lamina status`: one query that
 //! loads every row of a layer. `cache_commit_75k_rows` replaces every row of a layer in one
 //! transaction; `cache_commit_75k_new_rows` writes them into an empty cache, handed over in the
-//! order of a hash map as a cold build collects them. `cache_freshness_check_75k_files` is the stat check against the
-//! loaded rows: one map lookup and one [`freshness`] verdict per scanned file.
+//! order of a hash map as a cold build collects them. `cache_freshness_check_75k_files` is the
+//! stat check against the loaded rows: one map lookup and one [`freshness`] verdict per scanned
+//! file.
 //!
 //! Each runs twice: in wall time, and as `cpu/...` in the CPU time of the benchmark thread. The
 //! second is the one to quote from a machine shared with other work, where wall time mostly

@@ -204,7 +204,10 @@ fn print_verify(context: &Context, report: &upkeep::VerifyReport) -> Result<()> 
             },
             match report.zips_missing {
                 0 => String::new(),
-                n => format!("; {n} recorded zip(s) missing from the build folder (packed again when needed)"),
+                n => format!(
+                    "; {n} recorded zip(s) missing from the build folder (packed again when \
+                     needed)"
+                ),
             }
         );
     }

@@ -1677,11 +1677,7 @@ fn function_add_with_six_layers_names_the_flag_and_count() {
 fn gc_drops_a_function_code_zip_once_newer_code_is_deployed() {
     let dir = example_project();
     let zips = || -> std::collections::BTreeSet<String> {
-        std::fs::read_dir(dir.path().join(".lamina/build"))
-            .unwrap()
-            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
-            .filter(|name| name.ends_with(".zip"))
-            .collect()
+        support::built_zips(dir.path()).into_iter().collect()
     };
     lamina(dir.path())
         .args(["push", "--yes"])

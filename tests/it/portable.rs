@@ -9,7 +9,7 @@ use serde_json::Value;
 use crate::support::portable::{
     flip_a_byte, stderr, Machine, FILES, FILES_OUTSIDE_PACKAGES, PACKAGES,
 };
-use crate::support::{tempdir, write};
+use crate::support::{age_file, built_zips, tempdir, write};
 
 fn export(machine: &Machine, file: &Path) -> Value {
     machine.json(&["cache", "export", file.to_str().unwrap()])
@@ -301,6 +301,12 @@ fn verify_says_how_many_recorded_zips_are_missing_without_calling_them_damage() 
         text.contains("0 damaged; 1 recorded zip(s) missing from the build folder"),
         "{text}"
     );
+    let stats = machine.run(&["cache", "stats"]);
+    let text = String::from_utf8_lossy(&stats.stdout);
+    assert!(
+        text.contains("1 missing from .lamina/build or not of their recorded size"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -323,13 +329,7 @@ fn verify_reports_a_damaged_package_list() {
 }
 
 fn zip_names(machine: &Machine) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(machine.root().join(".lamina/build"))
-        .unwrap()
-        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|name| name.ends_with(".zip") && !name.starts_with(".lamina-tmp-"))
-        .collect();
-    names.sort();
-    names
+    built_zips(machine.root())
 }
 
 #[test]
@@ -359,18 +359,14 @@ fn gc_keeps_recent_builds_and_published_versions_and_drops_the_rest() {
 
     // A killed build's temporary file, and one a running build is writing now.
     let build_dir = machine.root().join(".lamina/build");
+    let over_an_hour = std::time::Duration::from_secs(3700);
     let stale = write(&build_dir, ".lamina-tmp-killed.zip", b"half a zip");
-    let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3700);
-    let file = std::fs::File::options().write(true).open(&stale).unwrap();
-    file.set_times(std::fs::FileTimes::new().set_modified(hour_ago))
-        .unwrap();
+    age_file(&stale, over_an_hour);
     let running = write(&build_dir, ".lamina-tmp-running.zip", b"being written");
     // Zips no row names: one a killed build renamed into place an hour ago, and one a running
     // build has just renamed and not yet recorded.
     let orphan = write(&build_dir, &format!("{}.zip", "a".repeat(64)), b"old zip");
-    let file = std::fs::File::options().write(true).open(&orphan).unwrap();
-    file.set_times(std::fs::FileTimes::new().set_modified(hour_ago))
-        .unwrap();
+    age_file(&orphan, over_an_hour);
     let unrecorded = write(&build_dir, &format!("{}.zip", "b".repeat(64)), b"new zip");
 
     let dry = machine.json(&["cache", "gc", "--keep-last", "2", "--dry-run"]);
@@ -437,19 +433,13 @@ fn gc_shrinks_the_cache_file_by_the_rows_it_drops() {
         digests.push(format!("{}.zip", layer["digest"].as_str().unwrap()));
     }
     let db = machine.root().join(".lamina/cache.db");
-    let free_pages = || {
+    let pragma = |name: &str| -> i64 {
         let connection = rusqlite::Connection::open(&db).unwrap();
         connection
-            .query_row("PRAGMA freelist_count", [], |row| row.get::<_, i64>(0))
+            .query_row(&format!("PRAGMA {name}"), [], |row| row.get(0))
             .unwrap()
     };
-    let pages = || {
-        let connection = rusqlite::Connection::open(&db).unwrap();
-        connection
-            .query_row("PRAGMA page_count", [], |row| row.get::<_, i64>(0))
-            .unwrap()
-    };
-    let before = pages();
+    let before = pragma("page_count");
     let size_before = std::fs::metadata(&db).unwrap().len();
 
     // The six builds take well under a second each, so most share a `built_at` second: the
@@ -459,8 +449,12 @@ fn gc_shrinks_the_cache_file_by_the_rows_it_drops() {
     let mut newest = digests[4..].to_vec();
     newest.sort();
     assert_eq!(zip_names(&machine), newest);
-    assert_eq!(free_pages(), 0, "the dropped rows' pages are given back");
-    let after = pages();
+    assert_eq!(
+        pragma("freelist_count"),
+        0,
+        "the dropped rows' pages are given back"
+    );
+    let after = pragma("page_count");
     assert!(
         after * 3 < before * 2,
         "four of six preimages dropped: {before} pages before, {after} after"

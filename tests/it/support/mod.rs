@@ -19,15 +19,31 @@ pub fn write(root: &Path, relative: &str, content: &[u8]) -> PathBuf {
 /// there for a while. Files written moments before a scan are racily clean and re-verified on the
 /// next run, which is right but not what most tests want to look at.
 pub fn age_tree(root: &Path) {
-    let past = SystemTime::now() - Duration::from_secs(3600);
     for entry in walk(root) {
         let metadata = std::fs::symlink_metadata(&entry).unwrap();
         if metadata.is_file() {
-            let file = std::fs::File::options().write(true).open(&entry).unwrap();
-            file.set_times(std::fs::FileTimes::new().set_modified(past))
-                .unwrap();
+            age_file(&entry, Duration::from_secs(3600));
         }
     }
+}
+
+/// Sets the mtime of the file at `path` to `age` ago.
+pub fn age_file(path: &Path, age: Duration) {
+    let file = std::fs::File::options().write(true).open(path).unwrap();
+    file.set_times(std::fs::FileTimes::new().set_modified(SystemTime::now() - age))
+        .unwrap();
+}
+
+/// The zips in the `.lamina/build` folder of the project at `root`, temporary files left out,
+/// sorted by name.
+pub fn built_zips(root: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(root.join(".lamina/build"))
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.ends_with(".zip") && !name.starts_with(".lamina-tmp-"))
+        .collect();
+    names.sort();
+    names
 }
 
 /// Every path below `root`, not following symlinks.
