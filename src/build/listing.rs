@@ -200,7 +200,7 @@ mod tests {
         ScanOutput {
             entries,
             packages,
-            problems: Vec::new(),
+            ..ScanOutput::default()
         }
     }
 

@@ -57,6 +57,11 @@ impl DirFd {
         open_at(libc::AT_FDCWD, &path, 0)
     }
 
+    /// Opens the folder at `path` relative to this one, following links in every component.
+    pub(super) fn open_below(&self, path: &CStr) -> io::Result<DirFd> {
+        open_at(self.0.as_raw_fd(), path, 0)
+    }
+
     /// Opens the subfolder `name`, which must be a folder, not a link to one: a link put in
     /// place since the parent was listed fails with `ELOOP` or `ENOTDIR` instead of being
     /// followed.

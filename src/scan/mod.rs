@@ -69,6 +69,7 @@ mod error;
 pub mod fingerprint;
 mod link;
 mod order;
+pub mod snapshot;
 mod walk;
 
 use std::collections::HashSet;
@@ -194,6 +195,20 @@ pub struct ScanOutput {
     pub packages: Vec<PackageDir>,
     /// Sorted by [`ScanError::path`], then by message.
     pub problems: Vec<ScanError>,
+    /// What [`scan`] found at each source folder, in the order of its `sources` argument
+    /// (empty for [`scan_package`]).
+    pub sources: Vec<SourceFound>,
+}
+
+/// What a scan found where a source folder belongs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceFound {
+    /// Nothing: the source is simply absent.
+    Absent,
+    /// A folder, walked; its stat data (of the target, for a source that is a link).
+    Walked(Stat),
+    /// Something not walked: an excluded folder, or one refused with a problem.
+    Skipped,
 }
 
 /// Walks `sources` below `root` in parallel: see the module documentation.
@@ -206,13 +221,15 @@ pub fn scan(root: &Path, sources: &[SourceMapping], options: &ScanOptions) -> Sc
         options.skip_package_contents,
     );
     let mut roots = Vec::new();
+    let mut found = Vec::with_capacity(sources.len());
     rayon::scope(|scope| {
         for mapping in sources {
-            start_source(&walker, scope, root, mapping, &mut roots);
+            found.push(start_source(&walker, scope, root, mapping, &mut roots));
         }
     });
 
     let mut output = walker.into_output(roots);
+    output.sources = found;
     let collisions = check_collisions(&mut output.entries);
     output.problems.extend(collisions);
     finish(&mut output);
@@ -306,28 +323,33 @@ fn start_source<'s>(
     root: &Path,
     mapping: &SourceMapping,
     roots: &mut Vec<Item>,
-) {
+) -> SourceFound {
     let source = Arc::new(source(root, &mapping.source));
     let metadata = match std::fs::metadata(&source.disk) {
         Ok(metadata) => metadata,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
             tracing::trace!(source = %source.path, "source absent");
-            return;
+            return SourceFound::Absent;
         }
-        Err(error) => return walker.report(ScanError::from_io(source.path.clone(), error)),
+        Err(error) => {
+            walker.report(ScanError::from_io(source.path.clone(), error));
+            return SourceFound::Skipped;
+        }
     };
     if !metadata.is_dir() {
-        return walker.report(ScanError::SourceNotFolder {
+        walker.report(ScanError::SourceNotFolder {
             path: source.path.clone(),
         });
+        return SourceFound::Skipped;
     }
-    if let Some(problem) = source_link_leaving(walker, root, &source) {
-        return walker.report(problem);
+    if let Some(problem) = source_link_leaving(walker.follows_external(), root, &source) {
+        walker.report(problem);
+        return SourceFound::Skipped;
     }
     let id = FileId::of(&metadata);
     if walker.is_excluded(id) {
         tracing::debug!(source = %source.path, "excluded source not entered");
-        return;
+        return SourceFound::Skipped;
     }
 
     let role = if source.path == PYTHON_SOURCE {
@@ -345,15 +367,17 @@ fn start_source<'s>(
         role,
         identity: Identity::Checked,
     };
-    walker.start(scope, folder, Stat::from_metadata(&metadata), roots);
+    let stat = Stat::from_metadata(&metadata);
+    walker.start(scope, folder, stat, roots);
+    SourceFound::Walked(stat)
 }
 
 /// A source folder that is a symlink is judged like any other link: it may point anywhere inside
 /// the layer, but a link out of the layer needs `--follow-external`, or a link to a key folder
 /// would be published without anyone asking for it.
-fn source_link_leaving(walker: &Walker<'_>, root: &Path, source: &Source) -> Option<ScanError> {
+fn source_link_leaving(follow_external: bool, root: &Path, source: &Source) -> Option<ScanError> {
     let is_link = std::fs::symlink_metadata(&source.disk).is_ok_and(|m| m.file_type().is_symlink());
-    if !is_link || walker.follows_external() {
+    if !is_link || follow_external {
         return None;
     }
     let inside = match (

@@ -81,6 +81,14 @@ impl FileId {
     pub(super) fn of(metadata: &Metadata) -> FileId {
         FileId::new(metadata.dev(), metadata.ino())
     }
+
+    pub(super) fn device(self) -> u64 {
+        self.device
+    }
+
+    pub(super) fn inode(self) -> u64 {
+        self.inode
+    }
 }
 
 /// A source folder of the layer, shared by every task below it.
