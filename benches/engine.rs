@@ -2,9 +2,12 @@
 //! `lamina status` cost cold, warm, and after one file changed.
 //!
 //! `status_cold_hash_*` is cold hashing (an empty cache: every file read and hashed, no zip).
-//! `status_warm_*` takes the unchanged-listing shortcut; `status_warm_stat_rows_*` forgets the
-//! recorded listing first, so it measures the full warm path: loading the file rows, the stat
-//! check against them, the entry list, the digest and the diff.
+//! `status_warm_stat_snapshot_*` finds the tree unchanged against its listing snapshot, without
+//! a scan. `status_warm_stat_scan_*` forgets the snapshot first: it scans, takes the
+//! unchanged-listing shortcut and stores a new snapshot (the first unchanged run after a change).
+//! `status_warm_manifests_*` scans and takes the shortcut. `status_warm_stat_rows_*` forgets the
+//! recorded listing, so it measures the full warm path: loading the file rows, the stat check
+//! against them, the entry list, the digest and the diff.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -102,6 +105,16 @@ impl Fixture {
             .unwrap();
     }
 
+    /// Drops the listing snapshots, so that the next warm run scans (and stores a new one).
+    fn forget_snapshots(&self) {
+        let state = StateDir::new(&self.project);
+        let cache = Cache::open(&state.cache_db()).unwrap();
+        cache
+            .connection()
+            .execute("DELETE FROM listing_snapshots", [])
+            .unwrap();
+    }
+
     fn forget(&self) {
         let _ = std::fs::remove_dir_all(self.project.join(".lamina"));
     }
@@ -137,8 +150,23 @@ fn engine(c: &mut Criterion) {
             BatchSize::PerIteration,
         )
     });
-    group.bench_function(format!("status_warm_stat_{files}_files"), |b| {
-        b.iter(|| fixture.run(FingerprintMode::Stat, true))
+    group.bench_function(format!("status_warm_stat_scan_{files}_files"), |b| {
+        b.iter_batched(
+            || fixture.forget_snapshots(),
+            |()| fixture.run(FingerprintMode::Stat, true),
+            BatchSize::PerIteration,
+        )
+    });
+    fixture.run(FingerprintMode::Stat, true);
+    group.bench_function(format!("status_warm_stat_snapshot_{files}_files"), |b| {
+        b.iter(|| {
+            let report = fixture.run(FingerprintMode::Stat, true);
+            assert_eq!(
+                report.stats.snapshots_matched, 1,
+                "the snapshot was not used"
+            );
+            report
+        })
     });
     group.bench_function(format!("status_warm_manifests_{files}_files"), |b| {
         b.iter(|| fixture.run(FingerprintMode::Manifests, true))

@@ -40,7 +40,7 @@ use crate::pack::{self, PackEntry, PackError, PreviousZip};
 use crate::progress::{Phase, Progress};
 use crate::remote::{self, RemoteCache};
 use crate::scan::{
-    self, fingerprint, PackageDir, PackageKind, ScanError, ScanOptions, ScannedEntry,
+    self, fingerprint, PackageDir, PackageKind, ScanError, ScanOptions, ScanOutput, ScannedEntry,
     SourceMapping, Stat,
 };
 
@@ -121,6 +121,9 @@ pub struct BuildStats {
     /// Subjects whose scan listing was the one recorded with their last digest, so that the
     /// digest was reused without loading file rows or hashing (see `build/listing.rs`).
     pub listings_reused: u64,
+    /// Of those, the subjects whose tree was found unchanged against the listing's snapshot,
+    /// without a scan (see `src/scan/snapshot.rs`).
+    pub snapshots_matched: u64,
 }
 
 impl BuildStats {
@@ -134,6 +137,7 @@ impl BuildStats {
         self.entries_reused += other.entries_reused;
         self.packages_reused += other.packages_reused;
         self.listings_reused += other.listings_reused;
+        self.snapshots_matched += other.snapshots_matched;
         for (reason, count) in &other.stale {
             *self.stale.entry(reason.clone()).or_default() += count;
         }
@@ -284,6 +288,15 @@ pub fn build(
 
     check_root(subject)?;
     progress.start(Phase::Scan, &name, 0);
+    let unchanged = unchanged_tree(state, cache, subject, options, &scan_options)?;
+    if let Some(report) = unchanged {
+        progress.finish();
+        debug!(subject = %name, "the tree matches its listing snapshot: digest reused");
+        if !options.status_only {
+            remote::upkeep::record_build(cache, &report, options.remote.as_deref());
+        }
+        return Ok(report);
+    }
     let output = scan::scan(&subject.root, &subject.sources, &scan_options);
     progress.finish();
     let mode_name = listing_mode(options.mode);
@@ -297,6 +310,15 @@ pub fn build(
         if let Some(mut report) = reused {
             debug!(subject = %name, "the scan listing is unchanged: digest reused");
             report.top_level_dirs = top_level_dirs(output.entries.iter().map(|e| &e.zip_path));
+            let snapshot = snapshot_of(subject, options, &scan_options, &output, key, clock_ns);
+            if let Some(snapshot) = snapshot {
+                let stored =
+                    cache.store_listing_snapshot(&subject.owner, SNAPSHOT_MODE, &key, &snapshot);
+                if let Err(error) = stored {
+                    // The snapshot only saves time; a cache that cannot take it still works.
+                    debug!(subject = %name, %error, "listing snapshot not stored");
+                }
+            }
             if !options.status_only {
                 remote::upkeep::record_build(cache, &report, options.remote.as_deref());
             }
@@ -656,6 +678,72 @@ fn listing_mode(mode: FingerprintMode) -> Option<&'static str> {
         FingerprintMode::Manifests => Some("manifests"),
         FingerprintMode::Content => None,
     }
+}
+
+/// The mode whose listings have snapshots: manifests mode does not list package contents, so its
+/// scan is already quick.
+const SNAPSHOT_MODE: &str = "stat";
+
+/// The report of a stat-mode run whose tree still matches the snapshot of the listing recorded
+/// with the owner's last build: that listing's digest, without scanning (see
+/// `src/scan/snapshot.rs`). `None` when there is no such snapshot, the tree differs from it, or
+/// the unchanged-listing shortcut would not apply either.
+fn unchanged_tree(
+    state: &StateDir,
+    cache: &Cache,
+    subject: &Subject,
+    options: &BuildOptions,
+    scan_options: &ScanOptions,
+) -> Result<Option<BuildReport>, BuildError> {
+    if options.mode != FingerprintMode::Stat {
+        return Ok(None);
+    }
+    let Some((record, snapshot)) = cache.listing_snapshot(&subject.owner, SNAPSHOT_MODE)? else {
+        return Ok(None);
+    };
+    let key = record.key;
+    let matched = scan::snapshot::matches(
+        &subject.root,
+        &subject.sources,
+        scan_options,
+        &snapshot,
+        key.as_bytes(),
+    );
+    let Some(top_level) = matched else {
+        debug!(subject = %describe(&subject.owner), "the tree differs from its listing snapshot");
+        return Ok(None);
+    };
+    let reused = unchanged_listing(state, cache, subject, options, Some(record), key)?;
+    Ok(reused.map(|mut report| {
+        report.top_level_dirs = top_level.into_iter().collect();
+        report.stats.snapshots_matched = 1;
+        report
+    }))
+}
+
+/// The snapshot to store with a stat-mode listing whose key is `key`, when its scan can have
+/// one.
+fn snapshot_of(
+    subject: &Subject,
+    options: &BuildOptions,
+    scan_options: &ScanOptions,
+    output: &ScanOutput,
+    key: blake3::Hash,
+    clock_ns: i64,
+) -> Option<Vec<u8>> {
+    if options.mode != FingerprintMode::Stat {
+        return None;
+    }
+    let top_level = top_level_dirs(output.entries.iter().map(|e| &e.zip_path));
+    let top_level: Vec<&str> = top_level.iter().map(String::as_str).collect();
+    scan::snapshot::encode(
+        &subject.sources,
+        scan_options,
+        output,
+        key.as_bytes(),
+        clock_ns,
+        &top_level,
+    )
 }
 
 /// The report of a run whose listing `key` is the one `recorded` with the owner's last build:

@@ -647,6 +647,64 @@ impl Cache {
         }))
     }
 
+    /// The listing last recorded for `owner` in mode `mode`, with the snapshot stored for that
+    /// same listing key: `None` when either is missing or the snapshot is of an older listing.
+    /// The engine decides what a snapshot means (`src/scan/snapshot.rs`); the cache only keeps
+    /// the bytes.
+    pub fn listing_snapshot(
+        &self,
+        owner: &Owner,
+        mode: &'static str,
+    ) -> Result<Option<(ListingRecord, Vec<u8>)>, CacheError> {
+        type Stored = ([u8; 32], [u8; 32], i64, Vec<u8>);
+        let stored: Option<Stored> = self
+            .connection
+            .prepare_cached(
+                "SELECT l.listing_key, l.digest, l.files, s.snapshot
+                 FROM listings l JOIN listing_snapshots s
+                   ON s.owner = l.owner AND s.mode = l.mode AND s.listing_key = l.listing_key
+                 WHERE l.owner = ?1 AND l.mode = ?2",
+            )
+            .and_then(|mut statement| {
+                statement
+                    .query_row(params![owner.key(), mode], |row| {
+                        Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+                    })
+                    .optional()
+            })
+            .map_err(|e| self.sql_error(e))?;
+        Ok(stored.map(|(key, digest, files, snapshot)| {
+            let record = ListingRecord {
+                mode,
+                key: blake3::Hash::from_bytes(key),
+                digest: Digest(digest),
+                files: files as u64,
+            };
+            (record, snapshot)
+        }))
+    }
+
+    /// Stores `snapshot` as the one of the listing `key` recorded for `owner` in mode `mode`,
+    /// replacing any older one.
+    pub fn store_listing_snapshot(
+        &mut self,
+        owner: &Owner,
+        mode: &'static str,
+        key: &blake3::Hash,
+        snapshot: &[u8],
+    ) -> Result<(), CacheError> {
+        self.connection
+            .prepare_cached(
+                "INSERT OR REPLACE INTO listing_snapshots (owner, mode, listing_key, snapshot)
+                 VALUES (?1, ?2, ?3, ?4)",
+            )
+            .and_then(|mut statement| {
+                statement.execute(params![owner.key(), mode, key.as_bytes(), snapshot])
+            })
+            .map(|_| ())
+            .map_err(|e| self.sql_error(e))
+    }
+
     /// The entry list of a built zip, from its stored preimage, verified against the digest.
     pub fn zip_entries(&self, digest: &Digest) -> Result<Option<Vec<Entry>>, CacheError> {
         let preimage: Option<Vec<u8>> = self

@@ -152,6 +152,17 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     "
     ALTER TABLE build_history ADD COLUMN sequence INTEGER NOT NULL DEFAULT 0;
     ",
+    // 7: the snapshot of the scan behind a stat-mode listing, so that a run can tell that the
+    // tree is unchanged without listing it (src/scan/snapshot.rs).
+    "
+    CREATE TABLE listing_snapshots (
+        owner       TEXT NOT NULL,
+        mode        TEXT NOT NULL,
+        listing_key BLOB NOT NULL CHECK (length(listing_key) = 32),
+        snapshot    BLOB NOT NULL,
+        PRIMARY KEY (owner, mode)
+    );
+    ",
 ];
 
 /// Brings the database at `path` up to [`SCHEMA_VERSION`](super::SCHEMA_VERSION), or explains why it cannot.

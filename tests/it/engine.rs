@@ -662,6 +662,48 @@ fn unchanged_listing_reuses_the_digest_the_full_path_computes() {
 }
 
 #[test]
+fn an_unchanged_tree_is_known_by_its_snapshot_and_a_hidden_change_is_not() {
+    let project = Project::new();
+    populate(&project);
+    age_tree(&project.layer());
+    let cold = project.build(FingerprintMode::Stat);
+    // The first unchanged run scans and stores the snapshot; the next ones check against it.
+    let first = status(&project, FingerprintMode::Stat);
+    assert_eq!(first.stats.listings_reused, 1, "{:?}", first.stats);
+    assert_eq!(first.stats.snapshots_matched, 0);
+    let second = status(&project, FingerprintMode::Stat);
+    assert_eq!(second.stats.snapshots_matched, 1, "{:?}", second.stats);
+    assert_eq!(second.digest, cold.digest);
+    assert_eq!(second.entries, cold.entries);
+    assert_eq!(second.top_level_dirs, cold.top_level_dirs);
+    assert_eq!(second.stats.files_scanned, cold.stats.files_scanned);
+    let warm = project.build(FingerprintMode::Stat);
+    assert_eq!(warm.stats.snapshots_matched, 1);
+    assert_eq!(warm.status, BuildStatus::Cached);
+    assert_eq!(warm.zip, cold.zip);
+
+    // A file added to a folder whose mtime is then set back: its ctime still tells.
+    let folder = project.layer().join("lib/nodejs/node_modules/left");
+    let mtime = std::fs::metadata(&folder).unwrap().modified().unwrap();
+    project.write("lib/nodejs/node_modules/left/extra.js", "1;\n");
+    let times = std::fs::FileTimes::new().set_modified(mtime);
+    std::fs::File::open(&folder)
+        .unwrap()
+        .set_times(times)
+        .unwrap();
+    let changed = status(&project, FingerprintMode::Stat);
+    assert_eq!(changed.stats.snapshots_matched, 0);
+    assert_eq!(
+        changed.changes.added,
+        vec!["nodejs/node_modules/left/extra.js".to_string()]
+    );
+    assert_eq!(
+        changed.digest,
+        status(&project, FingerprintMode::Content).digest
+    );
+}
+
+#[test]
 fn same_size_edit_is_seen_although_a_listing_was_recorded() {
     let project = Project::new();
     populate(&project);

@@ -15,14 +15,24 @@ pub fn write(root: &Path, relative: &str, content: &[u8]) -> PathBuf {
     path
 }
 
-/// Moves the mtime of every file below `root` an hour into the past, as if the tree had been
-/// there for a while. Files written moments before a scan are racily clean and re-verified on the
-/// next run, which is right but not what most tests want to look at.
+/// Moves the mtime of every file and folder below `root`, and of `root`, an hour into the past, as
+/// if the tree had been there for a while. Files written moments before a scan are racily clean
+/// and re-verified on the next run, and folders that young get no listing snapshot, which is
+/// right but not what most tests want to look at.
 pub fn age_tree(root: &Path) {
     for entry in walk(root) {
         let metadata = std::fs::symlink_metadata(&entry).unwrap();
         if metadata.is_file() {
             age_file(&entry, Duration::from_secs(3600));
+        }
+    }
+    for entry in walk(root).into_iter().chain([root.to_path_buf()]) {
+        if std::fs::symlink_metadata(&entry).unwrap().is_dir() {
+            let folder = std::fs::File::open(&entry).unwrap();
+            let past = SystemTime::now() - Duration::from_secs(3600);
+            folder
+                .set_times(std::fs::FileTimes::new().set_modified(past))
+                .unwrap();
         }
     }
 }
