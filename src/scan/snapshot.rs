@@ -102,7 +102,7 @@ pub fn encode(
     let mut bytes = Writer(Vec::with_capacity(64 * output.entries.len() + 4096));
     bytes.text(LABEL);
     bytes.0.extend_from_slice(key);
-    let excluded = sorted_exclusions(options);
+    let excluded = sorted(&excluded_ids(&options.exclude));
     bytes.u32(excluded.len());
     for (device, inode) in excluded {
         bytes.u64(device);
@@ -117,7 +117,8 @@ pub fn encode(
                 bytes.0.push(WALKED);
                 bytes.stat(stat);
             }
-            _ => bytes.0.push(ABSENT),
+            SourceFound::Absent => bytes.0.push(ABSENT),
+            SourceFound::Skipped => return None,
         }
     }
     bytes.u32(top_level.len());
@@ -187,17 +188,16 @@ pub fn matches(
     if reader.text()? != LABEL || reader.take(32)? != key {
         return None;
     }
-    let excluded = sorted_exclusions(options);
+    let excluded = excluded_ids(&options.exclude);
     let count = reader.u32()?;
     if count != excluded.len() {
         return None;
     }
-    for &(device, inode) in &excluded {
+    for (device, inode) in sorted(&excluded) {
         if (reader.u64()?, reader.u64()?) != (device, inode) {
             return None;
         }
     }
-    let excluded = excluded_ids(&options.exclude);
 
     if reader.u32()? != sources.len() {
         return None;
@@ -392,11 +392,9 @@ fn normalized(source: &str) -> &str {
     }
 }
 
-fn sorted_exclusions(options: &ScanOptions) -> Vec<(u64, u64)> {
-    let mut ids: Vec<(u64, u64)> = excluded_ids(&options.exclude)
-        .into_iter()
-        .map(|id| (id.device(), id.inode()))
-        .collect();
+/// Folder identities in the order the encoding keeps them.
+fn sorted(ids: &HashSet<FileId>) -> Vec<(u64, u64)> {
+    let mut ids: Vec<(u64, u64)> = ids.iter().map(|id| (id.device(), id.inode())).collect();
     ids.sort_unstable();
     ids
 }
