@@ -707,7 +707,7 @@ fn unchanged_tree(
         &subject.sources,
         scan_options,
         &snapshot,
-        key.as_bytes(),
+        (key.as_bytes(), &snapshot_labels()),
     );
     let Some(top_level) = matched else {
         debug!(subject = %describe(&subject.owner), "the tree differs from its listing snapshot");
@@ -740,9 +740,19 @@ fn snapshot_of(
         &subject.sources,
         scan_options,
         output,
-        key.as_bytes(),
+        (key.as_bytes(), &snapshot_labels()),
         clock_ns,
         &top_level,
+    )
+}
+
+/// What a stat-mode listing key depends on besides the scan: its own layout and the zip format.
+/// A lamina that would compute another key from the same scan does not use the snapshot.
+fn snapshot_labels() -> String {
+    format!(
+        "{} {} {SNAPSHOT_MODE}",
+        listing::KEY_LABEL,
+        pack::FORMAT_LABEL
     )
 }
 

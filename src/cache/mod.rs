@@ -656,7 +656,8 @@ impl Cache {
         owner: &Owner,
         mode: &'static str,
     ) -> Result<Option<(ListingRecord, Vec<u8>)>, CacheError> {
-        type Stored = ([u8; 32], [u8; 32], i64, Vec<u8>);
+        // A snapshot that is not a blob (an edited database) is as good as none.
+        type Stored = ([u8; 32], [u8; 32], i64, Option<Vec<u8>>);
         let stored: Option<Stored> = self
             .connection
             .prepare_cached(
@@ -668,19 +669,20 @@ impl Cache {
             .and_then(|mut statement| {
                 statement
                     .query_row(params![owner.key(), mode], |row| {
-                        Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+                        let snapshot = row.get_ref(3)?.as_blob().ok().map(<[u8]>::to_vec);
+                        Ok((row.get(0)?, row.get(1)?, row.get(2)?, snapshot))
                     })
                     .optional()
             })
             .map_err(|e| self.sql_error(e))?;
-        Ok(stored.map(|(key, digest, files, snapshot)| {
+        Ok(stored.and_then(|(key, digest, files, snapshot)| {
             let record = ListingRecord {
                 mode,
                 key: blake3::Hash::from_bytes(key),
                 digest: Digest(digest),
                 files: files as u64,
             };
-            (record, snapshot)
+            Some((record, snapshot?))
         }))
     }
 

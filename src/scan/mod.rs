@@ -198,6 +198,10 @@ pub struct ScanOutput {
     /// What [`scan`] found at each source folder, in the order of its `sources` argument
     /// (empty for [`scan_package`]).
     pub sources: Vec<SourceFound>,
+    /// Folders that were listed but have no entry of their own: each was merged into another
+    /// source's folder at the same zip path (`opt/nodejs` into `lib/nodejs`). Sorted by source
+    /// path. Listing snapshots need their stat data.
+    pub merged_folders: Vec<ScannedEntry>,
 }
 
 /// What a scan found where a source folder belongs.
@@ -230,7 +234,7 @@ pub fn scan(root: &Path, sources: &[SourceMapping], options: &ScanOptions) -> Sc
 
     let mut output = walker.into_output(roots);
     output.sources = found;
-    let collisions = check_collisions(&mut output.entries);
+    let collisions = merge_sources(&mut output.entries, &mut output.merged_folders);
     output.problems.extend(collisions);
     finish(&mut output);
     tracing::debug!(
@@ -287,6 +291,14 @@ pub fn scan_package(root: &Path, package: &PackageDir, options: &ScanOptions) ->
 /// (keeping the entry whose source path sorts first). [`scan`] runs it on its own output; the
 /// engine runs it again after splicing cached package lists into an output.
 pub fn check_collisions(entries: &mut Vec<ScannedEntry>) -> Vec<ScanError> {
+    merge_sources(entries, &mut Vec::new())
+}
+
+/// [`check_collisions`], which also adds every folder entry it merges away to `merged`.
+fn merge_sources(
+    entries: &mut Vec<ScannedEntry>,
+    merged: &mut Vec<ScannedEntry>,
+) -> Vec<ScanError> {
     // A single source comes out of the walk in order already; strictly increasing zip paths
     // leave nothing to sort and nothing to merge.
     if entries
@@ -310,9 +322,12 @@ pub fn check_collisions(entries: &mut Vec<ScannedEntry>) -> Vec<ScanError> {
                 first: kept.source_path.clone(),
                 second: later.source_path.clone(),
             });
+        } else {
+            merged.push(later.clone());
         }
         true
     });
+    merged.sort_by(|a, b| a.source_path.cmp(&b.source_path));
     problems
 }
 

@@ -13,19 +13,24 @@
 //!
 //! Creating, removing or renaming an entry updates its folder's mtime and ctime. The walk takes a
 //! folder's stat data before it reads the names, and a snapshot is made only when every folder's
-//! mtime is older than the run's scan clock (the file-system clock of the cache's racy-clean
-//! rule, which file rows follow the same way). A change made during or after that scan
-//! therefore gives the folder a later mtime than the recorded one, and setting the mtime back
-//! afterwards changes the ctime. So when every folder's stat data matches, every folder holds
-//! the names the scan read; when every entry's stat data matches too and every link still resolves inside
-//! its source, a scan now would give the same output, and so the same listing key, as the scan
-//! that made the snapshot. The snapshot is stored with that key, and the engine uses it only
-//! while the key is the one recorded for the owner's digest.
+//! mtime and ctime are older than the run's scan clock (the file-system clock of the cache's
+//! racy-clean rule, which file rows follow the same way). A change made during or after that
+//! scan therefore gives the folder a later mtime and ctime than the recorded ones, and setting
+//! the mtime back afterwards leaves the later ctime. So when every folder's stat data matches,
+//! every folder holds the names the scan read; when every entry's stat data matches too and
+//! every link still resolves inside its source, a scan now would give the same output, and so
+//! the same listing key, as the scan that made the snapshot. The snapshot is stored with that
+//! key, and the engine uses it only while the key is the one recorded for the owner's digest.
 //!
-//! No snapshot is made (and the caller scans as before) for a scan with problems, in manifests
-//! mode, with `follow_external`, with an excluded source, or where two sources bring a folder to
-//! the same zip path: the merged folder has one entry, so the other's stat data is not in the
-//! output. Nor is one made while a folder is younger than the clock; a later run makes it.
+//! Every listed folder is recorded, including one merged into another source's folder at the
+//! same zip path (`opt/nodejs` into `lib/nodejs`), which has no entry of its own
+//! ([`ScanOutput::merged_folders`]). No snapshot is made (and the caller scans as before) for a
+//! scan with problems, in manifests mode, with `follow_external`, or with an excluded source. Nor
+//! is one made while a folder is younger than the clock; a later run makes it.
+//!
+//! A folder is opened by its path from the root, so a tree with a folder path longer than the
+//! system allows (`PATH_MAX`, 4,096 bytes on Linux) gets no snapshot either: it is scanned on
+//! every run.
 //!
 //! # Encoding
 //!
@@ -33,7 +38,9 @@
 //! followed by a NUL byte; *stat* is size `u64`, mtime and ctime in nanoseconds `i64`, inode
 //! `u64` and `st_mode` `u32`.
 //!
-//! 1. the string [`LABEL`] and the 32-byte listing key;
+//! 1. the string [`LABEL`], the 32-byte listing key and the caller's labels (a string): what
+//!    the listing key depends on besides the scan, such as the zip format, so that a lamina
+//!    that would compute another key does not take this one's word for it;
 //! 2. the excluded folders: a `u32` count, then device and inode (`u64` each), sorted;
 //! 3. the sources: a `u32` count, then per source its folder and zip prefix (strings, as in
 //!    [`SourceMapping`]), a state byte (`0` absent, `1` walked) and, when walked, its stat;
@@ -72,14 +79,14 @@ const LINK: u8 = 2;
 /// system calls per folder, few enough that both cores stay busy on a tree of a few thousand.
 const FOLDERS_PER_TASK: usize = 8;
 
-/// The snapshot of `output`, a scan of `sources` with `options` whose listing key is `key`, or
-/// `None` when the scan cannot have one (see the module documentation). `top_level` is kept as
-/// it is and given back by [`matches`].
+/// The snapshot of `output`, a scan of `sources` with `options` whose listing key is `key`
+/// under `labels`, or `None` when the scan cannot have one (see the module documentation).
+/// `top_level` is kept as it is and given back by [`matches`].
 pub fn encode(
     sources: &[SourceMapping],
     options: &ScanOptions,
     output: &ScanOutput,
-    key: &[u8; 32],
+    (key, labels): (&[u8; 32], &str),
     clock_ns: i64,
     top_level: &[&str],
 ) -> Option<Vec<u8>> {
@@ -93,7 +100,13 @@ pub fn encode(
     let folders = group(sources, output)?;
     if folders
         .iter()
-        .any(|folder| folder.stat.mtime_ns >= clock_ns)
+        .any(|folder| folder.path.len() >= libc::PATH_MAX as usize)
+    {
+        return None;
+    }
+    if folders
+        .iter()
+        .any(|folder| folder.stat.mtime_ns >= clock_ns || folder.stat.ctime_ns >= clock_ns)
     {
         tracing::debug!("a folder changed after the scan clock: no listing snapshot yet");
         return None;
@@ -102,6 +115,7 @@ pub fn encode(
     let mut bytes = Writer(Vec::with_capacity(64 * output.entries.len() + 4096));
     bytes.text(LABEL);
     bytes.0.extend_from_slice(key);
+    bytes.text(labels);
     let excluded = sorted(&excluded_ids(&options.exclude));
     bytes.u32(excluded.len());
     for (device, inode) in excluded {
@@ -167,15 +181,15 @@ pub fn encode(
 }
 
 /// Whether a scan of `sources` below `root` with `options` would now give the output that
-/// `snapshot` was made from, whose listing key is `key`. On a match, gives back the top-level
-/// names stored with it. A snapshot that cannot be read (damaged, or of another layout) matches
-/// nothing.
+/// `snapshot` was made from, whose listing key is `key` under `labels`. On a match, gives back
+/// the top-level names stored with it. A snapshot that cannot be read (damaged, or of another
+/// layout) matches nothing.
 pub fn matches(
     root: &Path,
     sources: &[SourceMapping],
     options: &ScanOptions,
     snapshot: &[u8],
-    key: &[u8; 32],
+    (key, labels): (&[u8; 32], &str),
 ) -> Option<Vec<String>> {
     if options.follow_external || options.skip_package_contents {
         return None;
@@ -185,7 +199,7 @@ pub fn matches(
         return None;
     }
     let mut reader = Reader::new(snapshot);
-    if reader.text()? != LABEL || reader.take(32)? != key {
+    if reader.text()? != LABEL || reader.take(32)? != key || reader.text()? != labels {
         return None;
     }
     let excluded = excluded_ids(&options.exclude);
@@ -338,7 +352,9 @@ fn group<'o>(
             }
         }
     }
-    for entry in output.entries.iter().filter(|e| e.kind == EntryKind::Dir) {
+    let roots = folders.len();
+    let listed = output.entries.iter().filter(|e| e.kind == EntryKind::Dir);
+    for entry in listed.chain(&output.merged_folders) {
         if let Some(&known) = index.get(entry.source_path.as_str()) {
             if folders[known].stat != entry.stat {
                 return None;
@@ -354,18 +370,27 @@ fn group<'o>(
             entries: Vec::new(),
         });
     }
+    // Every folder below a source was listed in its parent: a parent without a record would be
+    // a folder whose names the snapshot cannot vouch for.
+    if !folders[roots..]
+        .iter()
+        .all(|folder| index.contains_key(parent_of(folder.path)))
+    {
+        return None;
+    }
     for (number, entry) in output.entries.iter().enumerate() {
         if entry.kind == EntryKind::Dir {
             continue;
         }
-        let parent = match entry.source_path.rsplit_once('/') {
-            Some((parent, _)) => parent,
-            None => "",
-        };
-        let &folder = index.get(parent)?;
+        let &folder = index.get(parent_of(&entry.source_path))?;
         folders[folder].entries.push(number);
     }
     Some(folders)
+}
+
+/// The folder `path` is in; "" for the root.
+fn parent_of(path: &str) -> &str {
+    path.rsplit_once('/').map_or("", |(parent, _)| parent)
 }
 
 /// The source a folder below the root belongs to: the walked source whose folder is the
@@ -498,6 +523,7 @@ mod tests {
     use crate::scan::scan;
 
     const KEY: [u8; 32] = [7; 32];
+    const LABELS: &str = "listing-1 zip-1 stat";
     const TOP_LEVEL: [&str; 2] = ["config", "nodejs"];
 
     fn write(root: &Path, relative: &str, content: &str) {
@@ -530,7 +556,14 @@ mod tests {
     fn encode_with(root: &Path, options: &ScanOptions, clock_ns: i64) -> Option<Vec<u8>> {
         let sources = SourceMapping::layer();
         let output = scan(root, &sources, options);
-        encode(&sources, options, &output, &KEY, clock_ns, &TOP_LEVEL)
+        encode(
+            &sources,
+            options,
+            &output,
+            (&KEY, LABELS),
+            clock_ns,
+            &TOP_LEVEL,
+        )
     }
 
     fn snapshot_of(root: &Path) -> Vec<u8> {
@@ -539,7 +572,14 @@ mod tests {
 
     fn still_matches(root: &Path, snapshot: &[u8]) -> bool {
         let options = ScanOptions::default();
-        matches(root, &SourceMapping::layer(), &options, snapshot, &KEY).is_some()
+        matches(
+            root,
+            &SourceMapping::layer(),
+            &options,
+            snapshot,
+            (&KEY, LABELS),
+        )
+        .is_some()
     }
 
     fn set_mtime(path: &Path, mtime: SystemTime) {
@@ -554,7 +594,7 @@ mod tests {
         let snapshot = snapshot_of(dir.path());
         let options = ScanOptions::default();
         let sources = SourceMapping::layer();
-        let top_level = matches(dir.path(), &sources, &options, &snapshot, &KEY);
+        let top_level = matches(dir.path(), &sources, &options, &snapshot, (&KEY, LABELS));
         assert_eq!(
             top_level,
             Some(vec!["config".to_owned(), "nodejs".to_owned()])
@@ -628,6 +668,19 @@ mod tests {
     }
 
     #[test]
+    fn a_folder_merged_into_another_sources_folder_is_recorded() {
+        // opt/nodejs/node_modules merges into lib/nodejs/node_modules: neither it nor its parent
+        // has an entry, and nothing in it has one yet.
+        let dir = layer();
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("opt/nodejs/node_modules")).unwrap();
+        let snapshot = snapshot_of(root);
+        assert!(still_matches(root, &snapshot));
+        write(root, "opt/nodejs/node_modules/added.js", "");
+        assert!(!still_matches(root, &snapshot));
+    }
+
+    #[test]
     fn a_link_into_an_excluded_folder_is_resolved_again() {
         // Nothing below an excluded folder is recorded, so only resolving the link again sees
         // its target go.
@@ -641,13 +694,13 @@ mod tests {
         };
         let sources = SourceMapping::layer();
         let snapshot = encode_with(root, &options, i64::MAX).unwrap();
-        assert!(matches(root, &sources, &options, &snapshot, &KEY).is_some());
+        assert!(matches(root, &sources, &options, &snapshot, (&KEY, LABELS)).is_some());
 
         std::fs::remove_file(root.join("lib/nodejs/private/target.js")).unwrap();
-        assert!(matches(root, &sources, &options, &snapshot, &KEY).is_none());
+        assert!(matches(root, &sources, &options, &snapshot, (&KEY, LABELS)).is_none());
         // Without the exclusion the recorded exclusions differ: no match either.
         let plain = ScanOptions::default();
-        assert!(matches(root, &sources, &plain, &snapshot, &KEY).is_none());
+        assert!(matches(root, &sources, &plain, &snapshot, (&KEY, LABELS)).is_none());
     }
 
     #[test]
@@ -677,14 +730,6 @@ mod tests {
             "manifests mode"
         );
 
-        // Two sources bring a folder to the same zip path: one of them has no stat data.
-        write(root, "opt/nodejs/extra.js", "");
-        assert!(
-            encode_with(root, &plain, i64::MAX).is_none(),
-            "merged folders"
-        );
-        std::fs::remove_dir_all(root.join("opt/nodejs")).unwrap();
-
         symlink("missing.js", root.join("lib/nodejs/dangling.js")).unwrap();
         assert!(
             encode_with(root, &plain, i64::MAX).is_none(),
@@ -699,9 +744,11 @@ mod tests {
         let snapshot = snapshot_of(root);
         let options = ScanOptions::default();
         let sources = SourceMapping::layer();
-        assert!(matches(root, &sources, &options, &snapshot, &[8; 32]).is_none());
+        assert!(matches(root, &sources, &options, &snapshot, (&[8; 32], LABELS)).is_none());
+        let other_labels = (&KEY, "listing-1 zip-2 stat");
+        assert!(matches(root, &sources, &options, &snapshot, other_labels).is_none());
         let function = SourceMapping::function("lib");
-        assert!(matches(root, &function, &options, &snapshot, &KEY).is_none());
+        assert!(matches(root, &function, &options, &snapshot, (&KEY, LABELS)).is_none());
 
         assert!(!still_matches(root, &snapshot[..snapshot.len() - 1]));
         assert!(!still_matches(root, &[]));

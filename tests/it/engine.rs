@@ -704,6 +704,33 @@ fn an_unchanged_tree_is_known_by_its_snapshot_and_a_hidden_change_is_not() {
 }
 
 #[test]
+fn a_snapshot_that_is_not_a_blob_only_costs_a_scan() {
+    let project = Project::new();
+    populate(&project);
+    age_tree(&project.layer());
+    let cold = project.build(FingerprintMode::Stat);
+    status(&project, FingerprintMode::Stat);
+    let db = StateDir::new(&project.root).cache_db();
+    let connection = rusqlite::Connection::open(&db).unwrap();
+    let edited = connection
+        .execute(
+            "UPDATE listing_snapshots SET snapshot = 'not a snapshot'",
+            [],
+        )
+        .unwrap();
+    assert_eq!(edited, 1);
+    drop(connection);
+
+    let scanned = status(&project, FingerprintMode::Stat);
+    assert_eq!(scanned.stats.snapshots_matched, 0);
+    assert_eq!(scanned.stats.listings_reused, 1);
+    assert_eq!(scanned.digest, cold.digest);
+    // The scan stored a good snapshot again.
+    let matched = status(&project, FingerprintMode::Stat);
+    assert_eq!(matched.stats.snapshots_matched, 1);
+}
+
+#[test]
 fn same_size_edit_is_seen_although_a_listing_was_recorded() {
     let project = Project::new();
     populate(&project);
