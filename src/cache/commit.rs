@@ -42,6 +42,14 @@ pub(super) fn write_update(
                 &listing.digest.0,
                 listing.files as i64,
             ])?;
+        // A snapshot of the listing this one replaces is of no use any more; the next unchanged
+        // run stores one for the new listing.
+        transaction
+            .prepare_cached(
+                "DELETE FROM listing_snapshots
+                 WHERE owner = ?1 AND mode = ?2 AND listing_key <> ?3",
+            )?
+            .execute(params![owner, listing.mode, listing.key.as_bytes()])?;
     }
     Ok(())
 }

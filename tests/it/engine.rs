@@ -701,6 +701,19 @@ fn an_unchanged_tree_is_known_by_its_snapshot_and_a_hidden_change_is_not() {
         changed.digest,
         status(&project, FingerprintMode::Content).digest
     );
+
+    // The build records the new listing and drops the old listing's snapshot with it.
+    let snapshots = || {
+        let db = StateDir::new(&project.root).cache_db();
+        let connection = rusqlite::Connection::open(db).unwrap();
+        let count = "SELECT count(*) FROM listing_snapshots";
+        connection
+            .query_row(count, [], |row| row.get::<_, i64>(0))
+            .unwrap()
+    };
+    assert_eq!(snapshots(), 1);
+    project.build(FingerprintMode::Stat);
+    assert_eq!(snapshots(), 0);
 }
 
 #[test]
