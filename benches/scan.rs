@@ -4,13 +4,16 @@
 //! cache: the figures are the cost of the walk itself (listing, `statx`, link checks, sorting),
 //! not of the disk.
 //!
+//! `snapshot_check_*` is the warm path that replaces the scan when a tree is unchanged: checking
+//! the tree against the snapshot of an earlier scan (no folder listing).
+//!
 //! With `LAMINA_CORPUS` pointing at the corpora built by `../shared/bench/make-corpus.sh`, the
 //! same scans also run on the real `node-large` tree (75k files from `npm ci`).
 
 use std::path::{Path, PathBuf};
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use lamina::scan::{scan, ScanOptions, SourceMapping};
+use lamina::scan::{scan, snapshot, ScanOptions, SourceMapping};
 
 /// Packages in the generated tree, and files per package (package.json included).
 const PACKAGES: usize = 400;
@@ -72,7 +75,29 @@ fn bench_scan(c: &mut Criterion) {
     group.bench_function("scan_manifests_mode_20k_files", |b| {
         b.iter(|| scan(dir.path(), &sources, &manifests))
     });
+    let taken = snapshot_of(&sources, &stat_mode, &output);
+    group.bench_function("snapshot_check_20k_files", |b| {
+        b.iter(|| check(dir.path(), &sources, &stat_mode, &taken))
+    });
     group.finish();
+}
+
+const KEY: [u8; 32] = [1; 32];
+const LABELS: &str = "bench";
+
+/// The snapshot of `output`, as if its scan had started now (every folder is older).
+fn snapshot_of(
+    sources: &[SourceMapping],
+    options: &ScanOptions,
+    output: &lamina::scan::ScanOutput,
+) -> Vec<u8> {
+    snapshot::encode(sources, options, output, (&KEY, LABELS), i64::MAX, &[])
+        .expect("the generated tree can have a snapshot")
+}
+
+fn check(root: &Path, sources: &[SourceMapping], options: &ScanOptions, taken: &[u8]) {
+    let matched = snapshot::matches(root, sources, options, taken, (&KEY, LABELS));
+    assert!(matched.is_some(), "the tree no longer matches its snapshot");
 }
 
 /// The `node-large` layer root (holding `nodejs/`), if the corpus has been built.
@@ -111,6 +136,10 @@ fn bench_scan_corpus(c: &mut Criterion) {
     };
     group.bench_function("scan_manifests_mode_node_large_75k_files", |b| {
         b.iter(|| scan(&root, &sources, &manifests))
+    });
+    let taken = snapshot_of(&sources, &stat_mode, &output);
+    group.bench_function("snapshot_check_node_large_75k_files", |b| {
+        b.iter(|| check(&root, &sources, &stat_mode, &taken))
     });
     group.finish();
 }
