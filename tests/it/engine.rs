@@ -41,6 +41,21 @@ impl Project {
         })
     }
 
+    /// Runs `statement` on the project's cache database, as someone editing it by hand would,
+    /// and returns how many rows it changed.
+    fn edit_cache(&self, statement: &str) -> usize {
+        let db = StateDir::new(&self.root).cache_db();
+        let connection = rusqlite::Connection::open(db).unwrap();
+        connection.execute(statement, []).unwrap()
+    }
+
+    fn count_cache_rows(&self, table: &str) -> i64 {
+        let db = StateDir::new(&self.root).cache_db();
+        let connection = rusqlite::Connection::open(db).unwrap();
+        let count = format!("SELECT count(*) FROM {table}");
+        connection.query_row(&count, [], |row| row.get(0)).unwrap()
+    }
+
     fn run(&self, options: BuildOptions) -> BuildReport {
         let state = StateDir::new(&self.root);
         let mut cache = Cache::open(&state.cache_db()).unwrap();
@@ -607,16 +622,10 @@ fn a_wrong_hash_in_the_cache_is_forgotten_after_the_build_that_finds_it() {
     project.build(FingerprintMode::Stat);
 
     // A cache whose row has the right stat data and a wrong hash (bit rot, a restored copy).
-    let db = StateDir::new(&project.root).cache_db();
-    let connection = rusqlite::Connection::open(&db).unwrap();
-    let changed = connection
-        .execute(
-            "UPDATE files SET content_hash = zeroblob(32) WHERE path = 'opt/config/settings.json'",
-            [],
-        )
-        .unwrap();
+    let changed = project.edit_cache(
+        "UPDATE files SET content_hash = zeroblob(32) WHERE path = 'opt/config/settings.json'",
+    );
     assert_eq!(changed, 1);
-    drop(connection);
     std::fs::remove_dir_all(project.root.join(".lamina/build")).unwrap();
 
     let error = try_build(&project, project.layer(), Owner::Layer("shared".into())).unwrap_err();
@@ -703,17 +712,9 @@ fn an_unchanged_tree_is_known_by_its_snapshot_and_a_hidden_change_is_not() {
     );
 
     // The build records the new listing and drops the old listing's snapshot with it.
-    let snapshots = || {
-        let db = StateDir::new(&project.root).cache_db();
-        let connection = rusqlite::Connection::open(db).unwrap();
-        let count = "SELECT count(*) FROM listing_snapshots";
-        connection
-            .query_row(count, [], |row| row.get::<_, i64>(0))
-            .unwrap()
-    };
-    assert_eq!(snapshots(), 1);
+    assert_eq!(project.count_cache_rows("listing_snapshots"), 1);
     project.build(FingerprintMode::Stat);
-    assert_eq!(snapshots(), 0);
+    assert_eq!(project.count_cache_rows("listing_snapshots"), 0);
 }
 
 #[test]
@@ -723,16 +724,8 @@ fn a_snapshot_that_is_not_a_blob_only_costs_a_scan() {
     age_tree(&project.layer());
     let cold = project.build(FingerprintMode::Stat);
     status(&project, FingerprintMode::Stat);
-    let db = StateDir::new(&project.root).cache_db();
-    let connection = rusqlite::Connection::open(&db).unwrap();
-    let edited = connection
-        .execute(
-            "UPDATE listing_snapshots SET snapshot = 'not a snapshot'",
-            [],
-        )
-        .unwrap();
+    let edited = project.edit_cache("UPDATE listing_snapshots SET snapshot = 'not a snapshot'");
     assert_eq!(edited, 1);
-    drop(connection);
 
     let scanned = status(&project, FingerprintMode::Stat);
     assert_eq!(scanned.stats.snapshots_matched, 0);
