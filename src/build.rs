@@ -231,25 +231,43 @@ pub enum BuildError {
 
 /// A layer or code folder that is missing is a mistake in the manifest far more often than an
 /// empty layer, and packing it would publish an empty zip (on AWS, replacing working code).
+///
+/// A layer's folder is its root; any of its sources may be absent. A function is built from the
+/// project root with its code folder as its one source, and that source must be there.
 fn check_root(subject: &Subject) -> Result<(), BuildError> {
-    let hint = match subject.owner {
-        Owner::Layer(_) => "fix the layer's `path` in lamina.toml or create the folder",
-        Owner::Function(_) => "fix the function's `source` in lamina.toml or create the folder",
+    let (hint, folders) = match subject.owner {
+        Owner::Layer(_) => (
+            "fix the layer's `path` in lamina.toml or create the folder",
+            vec![subject.root.clone()],
+        ),
+        Owner::Function(_) => (
+            "fix the function's `source` in lamina.toml or create the folder",
+            (subject.sources.iter())
+                .map(|mapping| subject.root.join(mapping.source.trim_matches('/')))
+                .collect(),
+        ),
     };
-    let subject_name = describe(&subject.owner);
-    match fs_err::metadata(&subject.root) {
-        Ok(metadata) if metadata.is_dir() => Ok(()),
-        Ok(_) => Err(BuildError::RootNotFolder {
-            subject: subject_name,
-            path: subject.root.clone(),
-            hint,
-        }),
-        Err(_) => Err(BuildError::MissingRoot {
-            subject: subject_name,
-            path: subject.root.clone(),
-            hint,
-        }),
+    for path in folders {
+        let subject = describe(&subject.owner);
+        match fs_err::metadata(&path) {
+            Ok(metadata) if metadata.is_dir() => {}
+            Ok(_) => {
+                return Err(BuildError::RootNotFolder {
+                    subject,
+                    path,
+                    hint,
+                })
+            }
+            Err(_) => {
+                return Err(BuildError::MissingRoot {
+                    subject,
+                    path,
+                    hint,
+                })
+            }
+        }
     }
+    Ok(())
 }
 
 fn list(problems: &[Problem]) -> String {

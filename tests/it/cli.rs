@@ -927,6 +927,28 @@ fn status_lists_what_changed_since_the_last_build() {
 }
 
 #[test]
+fn a_function_whose_code_folder_is_gone_is_not_deployed_empty() {
+    let dir = example_project();
+    lamina(dir.path())
+        .args(["push", "--yes"])
+        .assert()
+        .success();
+    let record = dir.path().join(".lamina/registry/functions/api.json");
+    let deployed = read(&record);
+
+    let code = dir.path().join("functions/api/src");
+    std::fs::rename(&code, dir.path().join("functions/api/src.moved")).unwrap();
+    lamina(dir.path())
+        .args(["push", "--yes"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("function `api`"))
+        .stderr(predicate::str::contains("functions/api/src"))
+        .stderr(predicate::str::contains("`source`"));
+    assert_eq!(read(&record), deployed);
+}
+
+#[test]
 fn push_of_the_example_publishes_once_then_nothing() {
     let dir = example_project();
     let first = json_run(dir.path(), &["push", "--yes"]);

@@ -570,9 +570,15 @@ fn a_real_npm_tree_builds_and_every_mode_agrees() {
 fn try_build(project: &Project, root: PathBuf, owner: Owner) -> Result<BuildReport, String> {
     let state = StateDir::new(&project.root);
     let mut cache = Cache::open(&state.cache_db()).unwrap();
-    let sources = match owner {
-        Owner::Layer(_) => SourceMapping::layer(),
-        Owner::Function(_) => SourceMapping::function("."),
+    let (root, sources) = match owner {
+        Owner::Layer(_) => (root, SourceMapping::layer()),
+        // As the command line builds a function: from the project root, with the code folder
+        // as its one source.
+        Owner::Function(_) => {
+            let source = root.strip_prefix(&project.root).unwrap().to_str().unwrap();
+            let sources = SourceMapping::function(source);
+            (project.root.clone(), sources)
+        }
     };
     let subject = Subject {
         owner,
