@@ -480,6 +480,8 @@ impl FunctionRecord {
             handler: self.handler.clone(),
             code_sha256: self.code_sha256.clone(),
             layers: self.layers.clone(),
+            architectures: self.architectures.clone(),
+            role: self.role.clone(),
         }
     }
 }

@@ -100,6 +100,10 @@ pub struct FunctionState {
     pub code_sha256: String,
     /// Layer version ARNs in order of application.
     pub layers: Vec<String>,
+    /// Instruction set architectures (Lambda's default, `x86_64`, when it names none).
+    pub architectures: Vec<String>,
+    /// The execution role's ARN, when the target records one.
+    pub role: Option<String>,
 }
 
 /// A request to create or update a function.

@@ -131,7 +131,7 @@ pub enum FunctionAction {
     /// The target has no such function.
     Create,
     /// The function exists and something differs: its code, its layer list (order included), or
-    /// its runtime or handler.
+    /// its configuration (runtime, handler, architectures, or a role that the manifest names).
     Update {
         code_changed: bool,
         layers_changed: bool,
@@ -718,7 +718,13 @@ impl Planner<'_> {
             return Ok(FunctionAction::Create);
         };
         let code_changed = state.code_sha256 != zip.code_sha256;
-        let config_changed = state.runtime != config.runtime || state.handler != config.handler;
+        // A function without a `role` keeps the one it has.
+        let role_changed =
+            (config.role.as_ref()).is_some_and(|role| state.role.as_ref() != Some(role));
+        let config_changed = state.runtime != config.runtime
+            || state.handler != config.handler
+            || state.architectures != config.architectures
+            || role_changed;
         let known_arns: Option<Vec<&str>> = layers.iter().map(ResolvedLayer::arn).collect();
         let layers_changed = match known_arns {
             Some(arns) => state.layers != arns,

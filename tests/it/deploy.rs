@@ -285,6 +285,53 @@ fn function_code_change_redeploys_without_publishing() {
 }
 
 #[test]
+fn a_configuration_change_alone_redeploys_the_function() {
+    let mut project = Project::new();
+    project.layer("shared", &[NODE], "v1");
+    project.function("api", NODE, vec![latest("shared")]);
+    project.push();
+    let config_only = FunctionAction::Update {
+        code_changed: false,
+        layers_changed: false,
+        config_changed: true,
+    };
+    fn role(name: &str) -> String {
+        format!("arn:aws:iam::123456789012:role/{name}")
+    }
+    type Edit = fn(&mut FunctionConfig);
+    let edits: [(&str, Edit); 4] = [
+        ("handler", |config| config.handler = "main.handler".into()),
+        ("architectures", |config| {
+            config.architectures = vec!["arm64".into()]
+        }),
+        ("a role where there was none", |config| {
+            config.role = Some(role("first"))
+        }),
+        ("another role", |config| config.role = Some(role("second"))),
+    ];
+    for (what, edit) in edits {
+        edit(project.manifest.functions.get_mut("api").unwrap());
+        let plan = project.plan().unwrap();
+        assert_eq!(plan.functions[0].action, config_only, "{what}");
+        push::execute(&plan, &mut project.registry, &NoProgress).unwrap();
+        let plan = project.plan().unwrap();
+        assert_eq!(
+            plan.functions[0].action,
+            FunctionAction::Unchanged,
+            "{what}"
+        );
+    }
+    let state = project.registry.function("api").unwrap().unwrap();
+    assert_eq!(state.architectures, ["arm64"]);
+    assert_eq!(state.role, Some(role("second")));
+
+    // Without a role the manifest has no say over it: the function keeps the one it has.
+    project.manifest.functions.get_mut("api").unwrap().role = None;
+    let plan = project.plan().unwrap();
+    assert_eq!(plan.functions[0].action, FunctionAction::Unchanged);
+}
+
+#[test]
 fn reverting_to_older_content_publishes_nothing_and_latest_is_that_version() {
     let mut project = Project::new();
     project.layer("shared", &[NODE], "v1");

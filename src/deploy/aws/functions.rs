@@ -1,5 +1,7 @@
-//! Functions on AWS: create when missing, update the code when its CodeSha256 differs, update the
-//! configuration when the layer list (order included), runtime or handler differ.
+//! Functions on AWS: create when missing, update the code when its CodeSha256 or its architectures
+//! differ (Lambda changes a function's architecture only with its code), and update the
+//! configuration when the layer list (order included), runtime, handler or role differ. A request
+//! without a role leaves the function's role as it is.
 //!
 //! Lambda applies an update asynchronously and rejects the next one while the first is in
 //! progress, so after every change lamina polls GetFunction until the function is neither
@@ -97,13 +99,18 @@ impl AwsTarget {
         request: &DeployFunction,
         mut current: FunctionState,
     ) -> Result<FunctionState, AwsError> {
-        if current.code_sha256 != request.code_sha256 {
+        let is_code_stale = current.code_sha256 != request.code_sha256
+            || current.architectures != request.architectures;
+        if is_code_stale {
             self.update_code(request)?;
             current = self.wait_ready(&request.name)?;
         }
+        let is_role_stale =
+            (request.role.as_ref()).is_some_and(|role| current.role.as_ref() != Some(role));
         let is_configuration_stale = current.layers != request.layers
             || current.runtime != request.runtime
-            || current.handler != request.handler;
+            || current.handler != request.handler
+            || is_role_stale;
         if is_configuration_stale {
             self.update_configuration(request)?;
             current = self.wait_ready(&request.name)?;
@@ -136,6 +143,7 @@ impl AwsTarget {
             .function_name(&request.name)
             .runtime(Runtime::from(request.runtime.as_str()))
             .handler(&request.handler)
+            .set_role(request.role.clone())
             .set_layers(Some(request.layers.clone()));
         let endpoint = self.lambda_endpoint();
         self.runtime
@@ -261,6 +269,11 @@ fn function_state(name: &str, configuration: &FunctionConfiguration) -> Function
             .iter()
             .filter_map(|l| l.arn().map(str::to_owned))
             .collect(),
+        architectures: match configuration.architectures() {
+            [] => vec![Architecture::X8664.as_str().to_owned()],
+            named => named.iter().map(|a| a.as_str().to_owned()).collect(),
+        },
+        role: configuration.role().map(str::to_owned),
     }
 }
 
