@@ -327,16 +327,16 @@ impl Target for LocalRegistry {
         check_name("layer", &request.layer)?;
         let _lock = self.lock()?;
         let records = self.version_records(&request.layer)?;
-        let matching = records
-            .into_iter()
-            .filter(|(_, record)| record.code_sha256 == request.code_sha256);
-        if let Some((_, record)) = matching.max_by_key(|(_, record)| record.version) {
+        let matching = (records.into_iter())
+            .map(|(_, record)| record.to_layer_version())
+            .filter(|version| version.holds(request));
+        if let Some(version) = matching.max_by_key(|version| version.version) {
             tracing::debug!(
                 layer = %request.layer,
-                version = record.version,
+                version = version.version,
                 "an existing version holds this content; not published"
             );
-            return Ok(Publication::Found(record.to_layer_version()));
+            return Ok(Publication::Found(version));
         }
         self.publish_locked(request).map(Publication::Published)
     }

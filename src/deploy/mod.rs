@@ -23,6 +23,7 @@ pub mod push;
 pub mod pushed;
 pub mod versions;
 
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use base64::prelude::{Engine as _, BASE64_STANDARD};
@@ -61,13 +62,30 @@ pub struct LayerVersion {
     pub unzipped_size: Option<u64>,
 }
 
+impl LayerVersion {
+    /// Whether this version is what publishing `request` would make: the same CodeSha256, and the
+    /// same compatible runtimes and architectures in any order. Those two lists are fixed when a
+    /// version is published, so a manifest that changes them needs a new version, even of the
+    /// same content.
+    pub fn holds(&self, request: &PublishLayer) -> bool {
+        fn same_set(a: &[String], b: &[String]) -> bool {
+            let a: BTreeSet<&str> = a.iter().map(String::as_str).collect();
+            let b: BTreeSet<&str> = b.iter().map(String::as_str).collect();
+            a == b
+        }
+        self.code_sha256 == request.code_sha256
+            && same_set(&self.runtimes, &request.runtimes)
+            && same_set(&self.architectures, &request.architectures)
+    }
+}
+
 /// What [`Target::publish_layer_version_once`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Publication {
     /// A new version was published.
     Published(LayerVersion),
-    /// A version with the same CodeSha256 existed when the publish was about to happen (the
-    /// newest such); nothing was published.
+    /// A version that [holds](LayerVersion::holds) the request existed when the publish was about
+    /// to happen (the newest such); nothing was published.
     Found(LayerVersion),
 }
 
@@ -259,8 +277,8 @@ pub trait Target {
         &mut self,
         request: &PublishLayer,
     ) -> Result<LayerVersion, DeployError>;
-    /// Publishes a new version unless one with the request's CodeSha256 already exists, which
-    /// another process may have published since the push was planned. A target that can check
+    /// Publishes a new version unless one that [holds](LayerVersion::holds) the request already
+    /// exists, which another process may have published since the push was planned. A target that can check
     /// and publish as one step (the local registry, under its lock) overrides this; the default
     /// publishes unconditionally.
     fn publish_layer_version_once(

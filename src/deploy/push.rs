@@ -469,13 +469,15 @@ impl Planner<'_> {
         zip: &BuiltZip,
         description: &str,
     ) -> Result<LayerPlan, DeployError> {
+        let request = publish_request(config, zip, description);
         let existing = self.versions(&config.name)?;
-        let matching = existing
-            .iter()
-            .filter(|version| version.code_sha256 == zip.code_sha256);
+        let matching = existing.iter().filter(|version| version.holds(&request));
         let action = match matching.max_by_key(|version| version.version) {
             Some(version) => LayerAction::Unchanged(version.clone()),
-            None => self.publish_request(config, zip, description),
+            None => {
+                self.check_size(config, zip);
+                LayerAction::Publish(request)
+            }
         };
         tracing::debug!(layer = %config.name, ?action, "layer planned");
         Ok(LayerPlan {
@@ -488,14 +490,9 @@ impl Planner<'_> {
         })
     }
 
-    /// A new version, checked against Lambda's size limit: a layer over it alone could never be
+    /// A new version would be over Lambda's size limit: a layer over it alone could never be
     /// attached to any function.
-    fn publish_request(
-        &mut self,
-        config: &LayerConfig,
-        zip: &BuiltZip,
-        description: &str,
-    ) -> LayerAction {
+    fn check_size(&mut self, config: &LayerConfig, zip: &BuiltZip) {
         if zip.unzipped_size > MAX_UNZIPPED_BYTES {
             self.problems.push(PlanProblem::LayerTooLarge {
                 layer: config.name.clone(),
@@ -503,17 +500,6 @@ impl Planner<'_> {
                 limit: MAX_UNZIPPED_BYTES,
             });
         }
-        LayerAction::Publish(PublishLayer {
-            layer: config.name.clone(),
-            zip_path: zip.path.clone(),
-            code_sha256: zip.code_sha256.clone(),
-            zip_size: zip.size,
-            description: description.to_string(),
-            runtimes: config.runtimes.clone(),
-            architectures: config.architectures.clone(),
-            digest: zip.digest,
-            unzipped_size: zip.unzipped_size,
-        })
     }
 
     fn plan_function(
@@ -740,6 +726,21 @@ impl Planner<'_> {
         } else {
             Ok(FunctionAction::Unchanged)
         }
+    }
+}
+
+/// The new version a layer would get.
+fn publish_request(config: &LayerConfig, zip: &BuiltZip, description: &str) -> PublishLayer {
+    PublishLayer {
+        layer: config.name.clone(),
+        zip_path: zip.path.clone(),
+        code_sha256: zip.code_sha256.clone(),
+        zip_size: zip.size,
+        description: description.to_string(),
+        runtimes: config.runtimes.clone(),
+        architectures: config.architectures.clone(),
+        digest: zip.digest,
+        unzipped_size: zip.unzipped_size,
     }
 }
 

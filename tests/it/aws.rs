@@ -776,6 +776,38 @@ fn push_publishes_once_and_a_fresh_clone_publishes_nothing() {
     );
 }
 
+#[test]
+fn new_runtimes_publish_a_new_version_that_every_machine_then_finds() {
+    let moto = Moto::start();
+    let dir = tempdir();
+    let mut project = project(dir.path(), moto.create_role("api-exec"));
+    let mut target = connect(&moto, dir.path(), &config());
+    assert_eq!(push_with(&project, &mut target).layers[0].version, 1);
+
+    let layer = project.manifest.layers.get_mut("shared").unwrap();
+    layer.runtimes = vec!["python3.12".to_owned(), "nodejs22.x".to_owned()];
+    layer.architectures = vec!["x86_64".to_owned(), "arm64".to_owned()];
+    let second = push_with(&project, &mut target);
+    let published = &second.layers[0];
+    assert_eq!(
+        (published.action, published.version),
+        (LayerOutcome::Published, 2)
+    );
+    assert_eq!(
+        second.functions[0].layers,
+        std::slice::from_ref(&published.arn)
+    );
+
+    // The lists come back from what this machine remembers, and from AWS on another machine.
+    let again = push_with(&project, &mut target);
+    assert!(!again.has_changes(), "{again:?}");
+    let other_machine = tempdir();
+    let mut fresh = connect(&moto, other_machine.path(), &config());
+    let from_clone = push_with(&project, &mut fresh);
+    assert!(!from_clone.has_changes(), "{from_clone:?}");
+    assert_eq!(from_clone.layers[0].version, 2);
+}
+
 /// Selects what [`chain_probe`] does in a child process; unset, it does nothing.
 const PROBE_MODE: &str = "LAMINA_AWS_CHAIN_PROBE";
 const PROBE_DIR: &str = "LAMINA_AWS_CHAIN_PROBE_DIR";

@@ -15,7 +15,7 @@ use lamina::deploy::push::{
     PushError, PushPlan, PushReport, ResolvedLayer, MAX_UNZIPPED_BYTES,
 };
 use lamina::deploy::versions::{self, ApplyTo, RemoveSelection};
-use lamina::deploy::{open_target, DeployError, Target};
+use lamina::deploy::{open_target, DeployError, PublishLayer, Target};
 use lamina::digest::Digest;
 use lamina::manifest::{
     CacheConfig, FunctionConfig, LayerConfig, LayerRef, Manifest, TargetConfig, TargetKind,
@@ -349,6 +349,77 @@ fn reverting_to_older_content_publishes_nothing_and_latest_is_that_version() {
     assert_eq!(report.functions[0].layers, [arn("shared", 1)]);
     assert_eq!(project.deployed_layers("api"), [arn("shared", 1)]);
     assert_eq!(project.version_numbers("shared"), [1, 2]);
+}
+
+#[test]
+fn new_runtimes_or_architectures_publish_the_same_content_again() {
+    let mut project = Project::new();
+    project.layer("shared", &[NODE], "v1");
+    project.function("api", NODE, vec![latest("shared")]);
+    project.push();
+
+    let set = |project: &mut Project, runtimes: &[&str], architectures: &[&str]| {
+        let config = project.manifest.layers.get_mut("shared").unwrap();
+        config.runtimes = runtimes.iter().map(|r| r.to_string()).collect();
+        config.architectures = architectures.iter().map(|a| a.to_string()).collect();
+    };
+    // Each change gets a version of its own; a list in another order is the same list, and
+    // going back finds the version that has the old lists.
+    let steps: [(&[&str], &[&str], LayerOutcome, u64); 5] = [
+        (&[NODE, PYTHON], &["x86_64"], LayerOutcome::Published, 2),
+        (&[PYTHON, NODE], &["x86_64"], LayerOutcome::Unchanged, 2),
+        (
+            &[NODE, PYTHON],
+            &["x86_64", "arm64"],
+            LayerOutcome::Published,
+            3,
+        ),
+        (
+            &[NODE, PYTHON],
+            &["arm64", "x86_64"],
+            LayerOutcome::Unchanged,
+            3,
+        ),
+        (&[NODE], &["x86_64"], LayerOutcome::Unchanged, 1),
+    ];
+    for (runtimes, architectures, outcome, version) in steps {
+        set(&mut project, runtimes, architectures);
+        let report = project.push();
+        let expected = [("shared".to_string(), outcome, version)];
+        assert_eq!(
+            layer_actions(&report),
+            expected,
+            "{runtimes:?} {architectures:?}"
+        );
+        assert_eq!(project.deployed_layers("api"), [arn("shared", version)]);
+    }
+    let versions = project.registry.layer_versions("shared").unwrap();
+    assert_eq!(versions[2].runtimes, [NODE, PYTHON]);
+    assert_eq!(versions[2].architectures, ["x86_64", "arm64"]);
+}
+
+#[test]
+fn a_version_published_meanwhile_with_other_runtimes_does_not_stand_for_the_push() {
+    let mut project = Project::new();
+    project.layer("shared", &[NODE], "v1");
+    project.function("api", NODE, vec![latest("shared")]);
+    let plan = project.plan().unwrap();
+
+    // Another push publishes the same content for other runtimes after this plan was made.
+    let LayerAction::Publish(request) = &plan.layers[0].action else {
+        panic!("expected a publish: {:?}", plan.layers[0].action);
+    };
+    let other = PublishLayer {
+        runtimes: vec![PYTHON.to_string()],
+        ..request.clone()
+    };
+    project.registry.publish_layer_version(&other).unwrap();
+
+    let report = push::execute(&plan, &mut project.registry, &NoProgress).unwrap();
+    assert_eq!(
+        layer_actions(&report),
+        [("shared".to_string(), LayerOutcome::Published, 2)]
+    );
 }
 
 #[test]
