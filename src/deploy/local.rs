@@ -307,8 +307,8 @@ impl Target for LocalRegistry {
             .collect())
     }
 
-    /// Returns the existing version instead when one holds the request's CodeSha256, so that
-    /// two pushes racing with the same content publish it once.
+    /// Returns the existing version instead when one [holds](LayerVersion::holds) the request,
+    /// so that two pushes racing with the same content publish it once.
     fn publish_layer_version(
         &mut self,
         request: &PublishLayer,
