@@ -8,7 +8,7 @@
 //! ```text
 //! registry/
 //!   .lock                          held (flock) by any process changing the registry
-//!   blobs/<sha256 hex>.zip         every zip, stored once by its SHA-256
+//!   blobs/<sha256 hex>.zip         every zip a record names, stored once by its SHA-256
 //!   layers/<name>/layer.json       the per-layer counter: {"format", "layer", "last_version"}
 //!   layers/<name>/versions/<N>.json  one record per layer version
 //!   functions/<name>.json          one record per deployed function
@@ -27,6 +27,7 @@
 //! version policy. lamina's statements have ids `lamina-account-<id>`, `lamina-org-<id>` and
 //! `lamina-public`; any other statement is foreign and left alone.
 
+use std::collections::HashSet;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
@@ -274,6 +275,85 @@ impl LocalRegistry {
         Ok(sha256)
     }
 
+    /// Removes the blobs that no record names any more, after a record was deleted or replaced;
+    /// the caller holds the lock, under which every blob is stored. Best effort: the change
+    /// that called it is done, so a failure here is a warning, and while any record cannot be
+    /// read (it might name any blob) nothing is removed.
+    fn remove_unnamed_blobs(&self) {
+        let named = match self.named_blobs() {
+            Ok(named) => named,
+            Err(error) => {
+                tracing::warn!(%error, "registry blobs kept: not every record could be read");
+                return;
+            }
+        };
+        let dir = self.root.join("blobs");
+        let entries = match fs_err::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(error) => {
+                tracing::warn!(%error, "registry blobs kept: the folder could not be listed");
+                return;
+            }
+        };
+        for entry in entries.flatten() {
+            let file_name = entry.file_name();
+            let Some(hex) = (file_name.to_str()).and_then(|name| name.strip_suffix(".zip")) else {
+                continue;
+            };
+            let is_blob = hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit());
+            if !is_blob || named.contains(hex) {
+                continue;
+            }
+            match fs_err::remove_file(entry.path()) {
+                Ok(()) => tracing::debug!(blob = hex, "registry blob removed: no record names it"),
+                Err(error) => tracing::warn!(%error, "registry blob kept"),
+            }
+        }
+    }
+
+    /// The SHA-256 (hex) of every zip that a version or function record names.
+    fn named_blobs(&self) -> Result<HashSet<String>, DeployError> {
+        let mut named = HashSet::new();
+        for layer in self.record_names(&self.root.join("layers"), None)? {
+            let records = self.version_records(&layer)?;
+            named.extend(records.into_iter().map(|(_, record)| record.sha256));
+        }
+        for function in self.record_names(&self.root.join("functions"), Some(".json"))? {
+            let path = self.function_path(&function);
+            let record = self
+                .function_record(&function)?
+                .ok_or_else(|| vanished(&path))?;
+            named.insert(record.sha256);
+        }
+        Ok(named)
+    }
+
+    /// The names in `dir` (without `suffix`, and only those with it, when given); none when the
+    /// folder does not exist. A name that is not UTF-8 is an error: its record cannot be read.
+    fn record_names(&self, dir: &Path, suffix: Option<&str>) -> Result<Vec<String>, DeployError> {
+        let entries = match fs_err::read_dir(dir) {
+            Ok(entries) => entries,
+            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(error) => return Err(io_error("list", dir)(error)),
+        };
+        let mut names = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(io_error("list", dir))?;
+            let Ok(name) = entry.file_name().into_string() else {
+                let reason = "its name is not UTF-8".to_string();
+                return Err(DeployError::DamagedRecord {
+                    path: entry.path(),
+                    reason,
+                });
+            };
+            match suffix {
+                Some(suffix) => names.extend(name.strip_suffix(suffix).map(str::to_owned)),
+                None => names.push(name),
+            }
+        }
+        Ok(names)
+    }
+
     /// Stores the blob and writes the counter and the record; the caller holds the lock.
     fn publish_locked(&self, request: &PublishLayer) -> Result<LayerVersion, DeployError> {
         let sha256 = self.store_blob(&request.zip_path, &request.code_sha256)?;
@@ -367,9 +447,8 @@ impl Target for LocalRegistry {
         self.version_record(layer, version)?;
         let path = self.version_path(layer, version);
         fs_err::remove_file(&path).map_err(io_error("delete", &path))?;
-        // TODO: blobs are never removed; a `gc` that keeps the blobs referenced by records would
-        // reclaim the space of deleted versions.
         tracing::debug!(layer, version, "layer version record deleted");
+        self.remove_unnamed_blobs();
         Ok(())
     }
 
@@ -387,10 +466,14 @@ impl Target for LocalRegistry {
         let sha256 = self.store_blob(&request.zip_path, &request.code_sha256)?;
 
         let now = utc_timestamp(OffsetDateTime::now_utc());
+        let replaced = existing.as_ref().map(|record| record.sha256.clone());
         let created = existing.map_or_else(|| now.clone(), |record| record.created);
         let record = FunctionRecord::new(request, &sha256, created, now);
         write_record(&path, &record)?;
         tracing::debug!(function = %request.name, "function recorded");
+        if replaced.is_some_and(|old| old != record.sha256) {
+            self.remove_unnamed_blobs();
+        }
         Ok(record.to_state())
     }
 
@@ -400,12 +483,14 @@ impl Target for LocalRegistry {
         let path = self.function_path(name);
         match fs_err::remove_file(&path) {
             Err(error) if error.kind() == io::ErrorKind::NotFound => {
-                Err(DeployError::NoSuchFunction {
+                return Err(DeployError::NoSuchFunction {
                     name: name.to_string(),
                 })
             }
-            result => result.map_err(io_error("delete", &path)),
+            result => result.map_err(io_error("delete", &path))?,
         }
+        self.remove_unnamed_blobs();
+        Ok(())
     }
 }
 

@@ -2,7 +2,7 @@
 //! temporary folder. Build results are made by hand from small real zips: planning takes them as
 //! input and never builds.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -1104,6 +1104,77 @@ fn zips_are_stored_once_by_sha256() {
     let sha256 = project.layer_builds["a"].zip.as_ref().unwrap().sha256;
     let stored = std::fs::read(project.registry.blob_path(&sha256)).unwrap();
     assert_eq!(Sha256::digest(&stored).as_slice(), sha256);
+}
+
+#[test]
+fn a_blob_goes_with_the_last_record_that_names_it() {
+    let mut project = Project::new();
+    project.layer("shared", &[NODE], "v1");
+    project.function("api", NODE, vec![latest("shared")]);
+    project.push();
+    let blob_of = |build: &BuildReport| build.zip.as_ref().unwrap().sha256;
+    let layer_blob = blob_of(&project.layer_builds["shared"]);
+    let first_code = blob_of(&project.function_builds["api"]);
+    // Left behind by an older lamina, which never removed blobs.
+    let orphan = project.registry.blob_path(&[7; 32]);
+    std::fs::write(&orphan, b"orphan").unwrap();
+
+    // Version 2 holds the same content for more runtimes: one blob for both versions.
+    project.manifest.layers.get_mut("shared").unwrap().runtimes = vec![NODE.into(), PYTHON.into()];
+    project.push();
+    project.build_function("api", "exports.handler = () => 'changed';");
+    project.push();
+    let code = blob_of(&project.function_builds["api"]);
+    assert_eq!(
+        blobs(&project),
+        [layer_blob, code].into(),
+        "the old code's blob and the orphan go"
+    );
+
+    project.registry.delete_layer_version("shared", 1).unwrap();
+    assert_eq!(
+        blobs(&project),
+        [layer_blob, code].into(),
+        "version 2 still names it"
+    );
+    project.registry.delete_layer_version("shared", 2).unwrap();
+    assert_eq!(blobs(&project), [code].into());
+
+    // A record that cannot be read might name any blob: none is removed while it is there.
+    let damaged = project.registry.version_path("other", 1);
+    std::fs::create_dir_all(damaged.parent().unwrap()).unwrap();
+    std::fs::write(&damaged, "{").unwrap();
+    project.registry.delete_function("api").unwrap();
+    assert_eq!(blobs(&project), [code].into());
+    std::fs::remove_file(&damaged).unwrap();
+    // The push publishes the layer again (version 3) and creates the function anew.
+    project.build_function("api", "exports.handler = () => 'again';");
+    project.push();
+    project.registry.delete_function("api").unwrap();
+    assert_eq!(blobs(&project), [layer_blob].into());
+    assert!(!project.registry.blob_path(&first_code).exists());
+}
+
+/// The SHA-256 of each blob in the registry.
+fn blobs(project: &Project) -> BTreeSet<[u8; 32]> {
+    let dir = project.registry.root().join("blobs");
+    let names = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name());
+    let hex = names.map(|name| {
+        name.to_str()
+            .unwrap()
+            .strip_suffix(".zip")
+            .unwrap()
+            .to_owned()
+    });
+    hex.map(|hex| {
+        let bytes: Vec<u8> = (0..32)
+            .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap())
+            .collect();
+        bytes.try_into().unwrap()
+    })
+    .collect()
 }
 
 #[test]
