@@ -808,6 +808,29 @@ fn new_runtimes_publish_a_new_version_that_every_machine_then_finds() {
     assert_eq!(from_clone.layers[0].version, 2);
 }
 
+#[test]
+fn a_version_another_push_published_after_the_plan_is_used_not_published_again() {
+    let moto = Moto::start();
+    let dir = tempdir();
+    let project = project(dir.path(), moto.create_role("api-exec"));
+    let mut target = connect(&moto, dir.path(), &config());
+    let options = PlanOptions::new(None);
+    let builds = (&project.layer_builds, &project.function_builds);
+    let plan = push::plan(&project.manifest, &mut target, builds.0, builds.1, &options).unwrap();
+
+    // Another machine pushes the same content while this plan waits.
+    let other_machine = tempdir();
+    let mut other = connect(&moto, other_machine.path(), &config());
+    let theirs = push_with(&project, &mut other);
+    assert_eq!(theirs.layers[0].action, LayerOutcome::Published);
+
+    let ours = push::execute(&plan, &mut target, &NoProgress).unwrap();
+    let layer = &ours.layers[0];
+    assert_eq!((layer.action, layer.version), (LayerOutcome::Unchanged, 1));
+    assert_eq!(ours.functions[0].layers, [theirs.layers[0].arn.clone()]);
+    assert_eq!(target.layer_versions("shared").unwrap().len(), 1);
+}
+
 /// Selects what [`chain_probe`] does in a child process; unset, it does nothing.
 const PROBE_MODE: &str = "LAMINA_AWS_CHAIN_PROBE";
 const PROBE_DIR: &str = "LAMINA_AWS_CHAIN_PROBE_DIR";

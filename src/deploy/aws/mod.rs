@@ -42,7 +42,8 @@ use self::memory::Memory;
 use self::upload::UploadSizes;
 use crate::access::AccessSet;
 use crate::deploy::{
-    AccessChange, DeployError, DeployFunction, FunctionState, LayerVersion, PublishLayer, Target,
+    AccessChange, DeployError, DeployFunction, FunctionState, LayerVersion, Publication,
+    PublishLayer, Target,
 };
 use crate::manifest::AwsConfig;
 use crate::progress::{NoProgress, Progress};
@@ -322,6 +323,29 @@ impl Target for AwsTarget {
         request: &PublishLayer,
     ) -> Result<LayerVersion, DeployError> {
         self.publish(request).map_err(deploy_error)
+    }
+
+    /// Lists the layer again just before publishing, since another push may have published the
+    /// same content after the plan was made (while the plan waited for its answer, say); one
+    /// ListLayerVersions call. Lambda has no lock to hold across the check and the publish, so
+    /// two pushes publishing in the same instant can still both publish.
+    fn publish_layer_version_once(
+        &mut self,
+        request: &PublishLayer,
+    ) -> Result<Publication, DeployError> {
+        let versions = self
+            .list_layer_versions(&request.layer)
+            .map_err(deploy_error)?;
+        let holding = versions
+            .into_iter()
+            .filter(|version| version.holds(request));
+        match holding.max_by_key(|version| version.version) {
+            Some(version) => Ok(Publication::Found(version)),
+            None => self
+                .publish(request)
+                .map(Publication::Published)
+                .map_err(deploy_error),
+        }
     }
 
     fn reconcile_access(
