@@ -461,7 +461,14 @@ pub fn build(
         update.used_packages = std::mem::take(&mut listing.used_packages);
     }
     if changed || previous.is_none() {
-        let learned = new_package_lists(cache, &output.packages, &entries)?;
+        let mut touched: Vec<&str> = (changes.added.iter())
+            .chain(&changes.removed)
+            .chain(&changes.modified)
+            .map(String::as_str)
+            .collect();
+        touched.sort_unstable();
+        let touched = previous.is_some().then_some(touched.as_slice());
+        let learned = new_package_lists(cache, &output.packages, &entries, touched)?;
         update.packages.extend(learned);
     }
     // A status run that found a change builds nothing, so its listing would vouch for a digest
@@ -1033,11 +1040,18 @@ fn package_fingerprint(
 }
 
 /// Package file lists this build can teach the cache: for every package found, its own entries,
-/// unless the cache already has a list under the same fingerprint.
+/// unless the cache already has that very list under the same fingerprint.
+///
+/// A list already cached is replaced when the package's own entries differ from it: a file
+/// edited inside `node_modules` leaves package.json, and so the fingerprint, as it was, and a
+/// manifests-mode run must then splice in what was last seen, not an older list (which would
+/// take functions back to a version without the edit). Only packages that hold one of the
+/// `touched` paths (sorted) are compared; every package is when `touched` is `None`.
 fn new_package_lists(
     cache: &Cache,
     packages: &[PackageDir],
     entries: &[Entry],
+    touched: Option<&[&str]>,
 ) -> Result<Vec<(PackageKind, blake3::Hash, PackageList)>, BuildError> {
     let by_path: HashMap<&str, &Entry> = entries.iter().map(|e| (e.path.as_str(), e)).collect();
     let mut lists = Vec::new();
@@ -1054,13 +1068,29 @@ fn new_package_lists(
             // manifests mode; in stat mode, lists are learned for node packages alone.
             PackageKind::Python => continue,
         };
-        if cache.has_package_files(package.kind, &fingerprint)? {
+        let cached = cache.package_list_hash(package.kind, &fingerprint)?;
+        let may_differ = touched.is_none_or(|paths| holds_any(package, paths));
+        if cached.is_some() && !may_differ {
             continue;
         }
         let list = PackageList::from(own_entries(package, entries));
+        if cached == Some(blake3::hash(&list.0)) {
+            continue;
+        }
         lists.push((package.kind, fingerprint, list));
     }
     Ok(lists)
+}
+
+/// Whether one of `paths` (sorted) is among a node package's own entries.
+fn holds_any(package: &PackageDir, paths: &[&str]) -> bool {
+    let prefix = format!("{}/", package.zip_dir);
+    let nested = format!("{prefix}node_modules");
+    let start = paths.partition_point(|path| path.as_bytes() < prefix.as_bytes());
+    paths[start..]
+        .iter()
+        .take_while(|path| path.starts_with(&prefix))
+        .any(|path| *path != nested && !is_below(path, &nested))
 }
 
 /// A node package's own entries, relative to its folder: everything below it except its nested

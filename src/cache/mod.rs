@@ -562,6 +562,16 @@ impl Cache {
         kind: PackageKind,
         fingerprint: &blake3::Hash,
     ) -> Result<bool, CacheError> {
+        Ok(self.package_list_hash(kind, fingerprint)?.is_some())
+    }
+
+    /// The blake3 of the encoded entry list cached for the package, checked against the stored
+    /// hash as [`Cache::package_files`] checks it, without decoding the entries.
+    pub fn package_list_hash(
+        &self,
+        kind: PackageKind,
+        fingerprint: &blake3::Hash,
+    ) -> Result<Option<blake3::Hash>, CacheError> {
         let stored = self
             .connection
             .prepare_cached(
@@ -571,15 +581,17 @@ impl Cache {
                 statement
                     .query_row(params![kind_name(kind), fingerprint.as_bytes()], |row| {
                         let entries = blake3::hash(row.get_ref(0)?.as_blob()?);
-                        Ok(entries.as_bytes().as_slice() == row.get_ref(1)?.as_blob()?)
+                        let is_intact =
+                            entries.as_bytes().as_slice() == row.get_ref(1)?.as_blob()?;
+                        Ok((entries, is_intact))
                     })
                     .optional()
             })
             .map_err(|e| self.sql_error(e))?;
         match stored {
-            None => Ok(false),
-            Some(true) => Ok(true),
-            Some(false) => Err(CacheError::DamagedPackageList {
+            None => Ok(None),
+            Some((entries, true)) => Ok(Some(entries)),
+            Some((_, false)) => Err(CacheError::DamagedPackageList {
                 path: self.path.clone(),
                 kind: kind_name(kind),
                 fingerprint: fingerprint.to_hex().to_string(),

@@ -321,6 +321,35 @@ fn manifests_mode_sees_a_changed_package_json_but_not_an_edit_beside_it() {
 }
 
 #[test]
+fn manifests_mode_follows_the_last_edit_a_stat_build_saw_inside_a_package() {
+    let project = Project::new();
+    populate(&project);
+    let pristine = project.build(FingerprintMode::Stat);
+
+    // An edit that leaves the package's package.json (its fingerprint) as it was.
+    let index = "lib/nodejs/node_modules/left/index.js";
+    project.write(index, "module.exports = 'LEFT';\n");
+    age_tree(&project.layer());
+    let edited = project.build(FingerprintMode::Stat);
+    assert_ne!(edited.digest, pristine.digest);
+    // The package's cached file list is the edited one now, not the pristine one, which would
+    // give the digest of a tree without the edit and so push an older version.
+    assert_eq!(
+        project.build(FingerprintMode::Manifests).digest,
+        edited.digest
+    );
+
+    // And back: the pristine list again, so both modes agree on the reverted tree.
+    project.write(index, "module.exports = 'left';\n");
+    age_tree(&project.layer());
+    assert_eq!(project.build(FingerprintMode::Stat).digest, pristine.digest);
+    assert_eq!(
+        project.build(FingerprintMode::Manifests).digest,
+        pristine.digest
+    );
+}
+
+#[test]
 fn the_zip_opens_with_unzip_and_holds_exactly_the_expected_paths_and_modes() {
     let project = Project::new();
     populate(&project);
