@@ -6,8 +6,7 @@
 use std::io::IsTerminal;
 
 use anyhow::{bail, Result};
-use dialoguer::theme::Theme;
-use dialoguer::{Confirm, Input};
+use dialoguer::Input;
 
 pub(crate) fn stdin_is_terminal() -> bool {
     std::io::stdin().is_terminal()
@@ -34,34 +33,54 @@ pub(crate) fn ask(
 }
 
 /// Asks a yes/no question; `refusal` is the error when there is no terminal to ask on.
+///
+/// Only `y`, `yes`, `n` and `no` (any case) answer it, and an empty answer takes the default;
+/// anything else asks again. A stray word never counts as a yes.
 pub(crate) fn confirm(question: &str, default: bool, refusal: &str) -> Result<bool> {
     if !stdin_is_terminal() {
         bail!("{refusal}");
     }
-    let answer = Confirm::with_theme(&ParenthesisedDefault)
-        .with_prompt(question)
-        .default(default)
-        .wait_for_newline(true)
-        .interact()?;
-    Ok(answer)
+    let hint = if default { "(Y/n)" } else { "(y/N)" };
+    let answer = Input::<String>::new()
+        .with_prompt(format!("{question} {hint}"))
+        .allow_empty(true)
+        .validate_with(|answer: &String| match yes_or_no(answer, default) {
+            Some(_) => Ok(()),
+            None => Err("answer y or n"),
+        })
+        .interact_text()?;
+    Ok(yes_or_no(&answer, default).expect("the answer was validated"))
 }
 
-/// dialoguer's plain theme, but with the default shown as `(Y/n)`, the way lamina's messages
-/// and documentation spell the push question.
-struct ParenthesisedDefault;
+/// What an answer to a yes/no question means, if anything.
+fn yes_or_no(answer: &str, default: bool) -> Option<bool> {
+    match answer.trim().to_ascii_lowercase().as_str() {
+        "" => Some(default),
+        "y" | "yes" => Some(true),
+        "n" | "no" => Some(false),
+        _ => None,
+    }
+}
 
-impl Theme for ParenthesisedDefault {
-    fn format_confirm_prompt(
-        &self,
-        f: &mut dyn std::fmt::Write,
-        prompt: &str,
-        default: Option<bool>,
-    ) -> std::fmt::Result {
-        let hint = match default {
-            Some(true) => "(Y/n)",
-            Some(false) => "(y/N)",
-            None => "(y/n)",
-        };
-        write!(f, "{prompt} {hint} ")
+#[cfg(test)]
+mod tests {
+    use super::yes_or_no;
+
+    #[test]
+    fn only_yes_or_no_answers_and_empty_takes_the_default() {
+        for (answer, default, meaning) in [
+            ("", true, Some(true)),
+            ("  ", false, Some(false)),
+            ("y", false, Some(true)),
+            ("YES", false, Some(true)),
+            (" no ", true, Some(false)),
+            ("N", true, Some(false)),
+            ("abort", true, None),
+            ("x", true, None),
+            ("no way, yes", true, None),
+            ("yep", false, None),
+        ] {
+            assert_eq!(yes_or_no(answer, default), meaning, "{answer:?}");
+        }
     }
 }

@@ -948,6 +948,34 @@ fn a_function_whose_code_folder_is_gone_is_not_deployed_empty() {
     assert_eq!(read(&record), deployed);
 }
 
+/// `lamina ARGS` in `dir` on a terminal (util-linux `script` gives it one), typing `input`.
+fn on_a_terminal(dir: &Path, args: &str, input: &str) -> assert_cmd::assert::Assert {
+    let binary = assert_cmd::cargo::cargo_bin("lamina");
+    let command = format!("{} {args}", binary.display());
+    let mut script = std::process::Command::new("script");
+    script
+        .args(["--quiet", "--return", "--command", &command, "/dev/null"])
+        .current_dir(dir)
+        .env_remove("RUST_LOG");
+    Command::from_std(script).write_stdin(input).assert()
+}
+
+#[test]
+fn the_push_question_takes_only_yes_or_no() {
+    let dir = example_project();
+    let registry = dir.path().join(".lamina/registry");
+
+    // A word that is not an answer is asked again; `n` then cancels.
+    on_a_terminal(dir.path(), "push", "abort\nn\n")
+        .failure()
+        .stdout(predicate::str::contains("answer y or n"))
+        .stdout(predicate::str::contains("push cancelled"));
+    assert!(!registry.join("layers").exists(), "nothing published");
+
+    on_a_terminal(dir.path(), "push", "yes\n").success();
+    assert!(registry.join("layers/shared/versions/1.json").exists());
+}
+
 #[test]
 fn push_of_the_example_publishes_once_then_nothing() {
     let dir = example_project();
