@@ -227,6 +227,12 @@ pub enum BuildError {
         path: PathBuf,
         hint: &'static str,
     },
+    #[error("{subject}: `{}` holds no files; {hint}", path.display())]
+    Empty {
+        subject: String,
+        path: PathBuf,
+        hint: &'static str,
+    },
 }
 
 /// A layer or code folder that is missing is a mistake in the manifest far more often than an
@@ -268,6 +274,41 @@ fn check_root(subject: &Subject) -> Result<(), BuildError> {
         }
     }
     Ok(())
+}
+
+/// An empty layer or code folder is a checkout gone wrong far more often than an intent, and
+/// its zip would replace working code with nothing. Folders alone do not count: a zip of folders
+/// holds no code either.
+fn check_not_empty(subject: &Subject, output: &ScanOutput) -> Result<(), BuildError> {
+    let has_files = output
+        .entries
+        .iter()
+        .any(|entry| entry.kind != EntryKind::Dir)
+        || output
+            .packages
+            .iter()
+            .any(|package| package.contents_skipped);
+    if has_files {
+        return Ok(());
+    }
+    let (hint, path) = match subject.owner {
+        Owner::Layer(_) => (
+            "add the layer's files (under lib/nodejs, lib/python or opt) or remove the layer \
+             from lamina.toml",
+            subject.root.clone(),
+        ),
+        Owner::Function(_) => (
+            "put the function's code there or fix its `source` in lamina.toml",
+            (subject.sources.first()).map_or(subject.root.clone(), |mapping| {
+                subject.root.join(mapping.source.trim_matches('/'))
+            }),
+        ),
+    };
+    Err(BuildError::Empty {
+        subject: describe(&subject.owner),
+        path,
+        hint,
+    })
 }
 
 fn list(problems: &[Problem]) -> String {
@@ -317,6 +358,7 @@ pub fn build(
     }
     let output = scan::scan(&subject.root, &subject.sources, &scan_options);
     progress.finish();
+    check_not_empty(subject, &output)?;
     let mode_name = listing_mode(options.mode);
     let listing_key = mode_name.and_then(|mode| listing::key(&output, pack::FORMAT_LABEL, mode));
     let recorded = match (mode_name, listing_key) {

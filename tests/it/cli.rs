@@ -927,7 +927,7 @@ fn status_lists_what_changed_since_the_last_build() {
 }
 
 #[test]
-fn a_function_whose_code_folder_is_gone_is_not_deployed_empty() {
+fn a_function_whose_code_folder_is_gone_or_empty_is_not_deployed_empty() {
     let dir = example_project();
     lamina(dir.path())
         .args(["push", "--yes"])
@@ -945,6 +945,17 @@ fn a_function_whose_code_folder_is_gone_is_not_deployed_empty() {
         .stderr(predicate::str::contains("function `api`"))
         .stderr(predicate::str::contains("functions/api/src"))
         .stderr(predicate::str::contains("`source`"));
+    assert_eq!(read(&record), deployed);
+
+    // A checkout gone wrong can leave the folder there, empty.
+    std::fs::create_dir(&code).unwrap();
+    lamina(dir.path())
+        .args(["push", "--yes"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains(
+            "functions/api/src` holds no files",
+        ));
     assert_eq!(read(&record), deployed);
 }
 

@@ -648,6 +648,31 @@ fn a_missing_function_code_folder_is_an_error_not_an_empty_zip() {
 }
 
 #[test]
+fn an_empty_layer_or_code_folder_is_an_error_not_an_empty_zip() {
+    let project = Project::new();
+    // Folders alone hold no code either.
+    let layer = project.root.join("layers/bare");
+    std::fs::create_dir_all(layer.join("lib/nodejs/node_modules")).unwrap();
+    std::fs::create_dir_all(layer.join("opt")).unwrap();
+    let error = try_build(&project, layer, Owner::Layer("bare".into())).unwrap_err();
+    assert!(error.contains("layer `bare`"), "{error}");
+    assert!(error.contains("layers/bare` holds no files"), "{error}");
+
+    let code = project.root.join("functions/f/src");
+    std::fs::create_dir_all(&code).unwrap();
+    let error = try_build(&project, code.clone(), Owner::Function("f".into())).unwrap_err();
+    assert!(error.contains("function `f`"), "{error}");
+    assert!(error.contains("functions/f/src` holds no files"), "{error}");
+
+    write(
+        &project.root,
+        "functions/f/src/index.js",
+        b"exports.handler = 1;",
+    );
+    try_build(&project, code, Owner::Function("f".into())).unwrap();
+}
+
+#[test]
 fn a_wrong_hash_in_the_cache_is_forgotten_after_the_build_that_finds_it() {
     let project = Project::new();
     populate(&project);
