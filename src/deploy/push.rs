@@ -222,6 +222,19 @@ pub enum PlanProblem {
     },
 
     #[error(
+        "function `{function}` runs on `{architecture}`, but layer {layer} is only for {}; add \
+         `{architecture}` to the layer's architectures (and install its dependencies again, for \
+         native code), or use another layer",
+        crate::deploy::quote_all(architectures)
+    )]
+    ArchitectureMismatch {
+        function: String,
+        architecture: String,
+        layer: String,
+        architectures: Vec<String>,
+    },
+
+    #[error(
         "function `{function}` unzips to {total} bytes with its layers, over Lambda's limit of \
          {limit} bytes; make the code or its layers smaller, or use fewer layers"
     )]
@@ -374,8 +387,10 @@ struct CheckedLayer {
     resolved: ResolvedLayer,
     /// How messages name it: `` `shared` ``, `` `shared` version 3 `` or the ARN.
     label: String,
-    /// `None` when unknown (external layers).
+    /// `None` when unknown (external layers); empty when it fits every runtime.
     runtimes: Option<Vec<String>>,
+    /// `None` when unknown (external layers); empty when it fits every architecture.
+    architectures: Option<Vec<String>>,
     /// `None` when unknown.
     unzipped_size: Option<u64>,
 }
@@ -551,14 +566,15 @@ impl Planner<'_> {
             LayerRef::Pinned(layer, version) => self.resolve_pinned(function, layer, *version),
             LayerRef::Arn(arn) => {
                 self.notes.push(format!(
-                    "function `{}` uses `{arn}`, a layer outside the project: its runtimes and \
-                     unzipped size are not checked",
+                    "function `{}` uses `{arn}`, a layer outside the project: its runtimes, \
+                     architectures and unzipped size are not checked",
                     function.name
                 ));
                 Ok(Some(CheckedLayer {
                     resolved: ResolvedLayer::External { arn: arn.clone() },
                     label: format!("`{arn}`"),
                     runtimes: None,
+                    architectures: None,
                     unzipped_size: None,
                 }))
             }
@@ -584,12 +600,11 @@ impl Planner<'_> {
             return None;
         };
         let label = format!("`{layer}`");
-        let fits = |runtimes: &Vec<String>| {
-            if plan.fits_all_runtimes {
-                Vec::new()
-            } else {
-                runtimes.clone()
-            }
+        // A layer of assets alone (opt/) holds no code, so it fits every runtime and every
+        // architecture whatever it declares.
+        let fits = |declared: &Vec<String>| match plan.fits_all_runtimes {
+            true => Vec::new(),
+            false => declared.clone(),
         };
         Some(match &plan.action {
             LayerAction::Publish(request) => CheckedLayer {
@@ -598,6 +613,7 @@ impl Planner<'_> {
                 },
                 label,
                 runtimes: Some(fits(&request.runtimes)),
+                architectures: Some(fits(&request.architectures)),
                 unzipped_size: Some(request.unzipped_size),
             },
             LayerAction::Unchanged(version) => CheckedLayer {
@@ -608,6 +624,7 @@ impl Planner<'_> {
                 },
                 label,
                 runtimes: Some(fits(&version.runtimes)),
+                architectures: Some(fits(&version.architectures)),
                 // The version holds the built content, so the build's size is its size.
                 unzipped_size: version.unzipped_size.or(plan_unzipped_size(plan)),
             },
@@ -639,6 +656,7 @@ impl Planner<'_> {
             },
             label: format!("`{layer}` version {number}"),
             runtimes: Some(version.runtimes.clone()),
+            architectures: Some(version.architectures.clone()),
             unzipped_size: version.unzipped_size,
         }))
     }
@@ -664,6 +682,22 @@ impl Planner<'_> {
                     runtime: config.runtime.clone(),
                     layer: layer.label.clone(),
                     runtimes: runtimes.clone(),
+                });
+            }
+        }
+        for layer in layers {
+            let Some(architectures) = &layer.architectures else {
+                continue;
+            };
+            let missing = (config.architectures.iter()).find(|architecture| {
+                !architectures.is_empty() && !architectures.contains(architecture)
+            });
+            if let Some(architecture) = missing {
+                self.problems.push(PlanProblem::ArchitectureMismatch {
+                    function: function.clone(),
+                    architecture: architecture.clone(),
+                    layer: layer.label.clone(),
+                    architectures: architectures.clone(),
                 });
             }
         }

@@ -287,7 +287,7 @@ fn function_code_change_redeploys_without_publishing() {
 #[test]
 fn a_configuration_change_alone_redeploys_the_function() {
     let mut project = Project::new();
-    project.layer("shared", &[NODE], "v1");
+    project.layer("shared", &[NODE], "v1").architectures = vec!["x86_64".into(), "arm64".into()];
     project.function("api", NODE, vec![latest("shared")]);
     project.push();
     let config_only = FunctionAction::Update {
@@ -691,6 +691,49 @@ fn a_layer_for_other_runtimes_is_refused_and_a_runtime_free_layer_fits_all() {
 
     project.set_layers("api", vec![latest("assets")]);
     assert!(project.plan().is_ok());
+}
+
+#[test]
+fn a_layer_for_another_architecture_is_refused_unless_it_holds_assets_alone() {
+    let mut project = Project::new();
+    project.layer("shared", &[NODE], "code");
+    project.function("api", NODE, vec![latest("shared")]);
+    project.push();
+
+    project
+        .manifest
+        .functions
+        .get_mut("api")
+        .unwrap()
+        .architectures = vec!["arm64".into()];
+    let expected = PlanProblem::ArchitectureMismatch {
+        function: "api".to_string(),
+        architecture: "arm64".to_string(),
+        layer: "`shared`".to_string(),
+        architectures: vec!["x86_64".to_string()],
+    };
+    assert_eq!(project.problems(), std::slice::from_ref(&expected));
+    assert!(expected
+        .to_string()
+        .contains("add `arm64` to the layer's architectures"));
+    // A pinned version is checked against what it was published for.
+    project.set_layers("api", vec![pinned("shared", 1)]);
+    assert!(matches!(
+        project.problems().as_slice(),
+        [PlanProblem::ArchitectureMismatch { .. }]
+    ));
+
+    project.set_layers("api", vec![latest("shared")]);
+    let layer = project.manifest.layers.get_mut("shared").unwrap();
+    layer.architectures = vec!["x86_64".into(), "arm64".into()];
+    assert!(project.plan().is_ok(), "{:?}", project.plan());
+
+    // Assets alone (no nodejs/ or python/) hold no native code.
+    let layer = project.manifest.layers.get_mut("shared").unwrap();
+    layer.architectures = vec!["x86_64".into()];
+    let build = project.layer_builds.get_mut("shared").unwrap();
+    build.top_level_dirs = ["config".to_string()].into();
+    assert!(project.plan().is_ok(), "{:?}", project.plan());
 }
 
 #[test]
