@@ -371,16 +371,25 @@ fn update(context: &Context, args: UpdateArgs) -> Result<()> {
         output::note(&text);
         notices.push(text);
     }
+    // The target is asked before lamina.toml changes, so that a version that does not exist, or
+    // a target that cannot be reached, leaves the manifest as it was.
+    let target = match args.apply_to {
+        None | Some(ApplyTo::Future) => None,
+        Some(apply_to) => {
+            let mut target = open_target(context, &manifest, args.target)?;
+            versions::chosen_versions(target.as_mut(), &args.name, apply_to)?;
+            Some((target, apply_to))
+        }
+    };
     let changed = access != before;
     if changed {
         document.set_layer_access(&args.name, &access)?;
         manifest = document.save()?;
     }
 
-    let applied = match args.apply_to {
-        None | Some(ApplyTo::Future) => Vec::new(),
-        Some(apply_to) => {
-            let mut target = open_target(context, &manifest, args.target)?;
+    let applied = match target {
+        None => Vec::new(),
+        Some((mut target, apply_to)) => {
             versions::apply_access(&manifest, target.as_mut(), &args.name, apply_to)?
         }
     };

@@ -140,6 +140,29 @@ pub fn remove_versions(
     Ok(chosen.into_iter().collect())
 }
 
+/// The existing versions of `layer` that `apply_to` names; an error when it names a version that
+/// does not exist.
+pub fn chosen_versions(
+    target: &mut dyn Target,
+    layer: &str,
+    apply_to: ApplyTo,
+) -> Result<Vec<u64>, DeployError> {
+    let existing: Vec<u64> = (target.layer_versions(layer)?.iter())
+        .map(|v| v.version)
+        .collect();
+    match apply_to {
+        ApplyTo::Future => Ok(Vec::new()),
+        ApplyTo::Latest => Ok(existing.last().copied().into_iter().collect()),
+        ApplyTo::All => Ok(existing),
+        ApplyTo::Version(version) if existing.contains(&version) => Ok(vec![version]),
+        ApplyTo::Version(version) => Err(DeployError::NoSuchVersion {
+            layer: layer.to_string(),
+            version,
+            existing,
+        }),
+    }
+}
+
 /// Reconciles the chosen existing versions of `layer` to its configured access, without
 /// publishing. [`ApplyTo::Future`] changes nothing now: the next published version gets the
 /// configured access anyway.
@@ -155,26 +178,7 @@ pub fn apply_access(
         .ok_or_else(|| DeployError::UnknownLayer {
             layer: layer.to_string(),
         })?;
-    let existing: Vec<u64> = target
-        .layer_versions(layer)?
-        .iter()
-        .map(|v| v.version)
-        .collect();
-    let chosen: Vec<u64> = match apply_to {
-        ApplyTo::Future => Vec::new(),
-        ApplyTo::Latest => existing.last().copied().into_iter().collect(),
-        ApplyTo::All => existing,
-        ApplyTo::Version(version) if existing.contains(&version) => vec![version],
-        ApplyTo::Version(version) => {
-            let layer = layer.to_string();
-            return Err(DeployError::NoSuchVersion {
-                layer,
-                version,
-                existing,
-            });
-        }
-    };
-
+    let chosen = chosen_versions(target, layer, apply_to)?;
     let mut applied = Vec::new();
     for version in chosen {
         let change = target.reconcile_access(layer, version, &config.access)?;

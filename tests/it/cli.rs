@@ -1246,13 +1246,28 @@ fn switching_a_public_version_to_one_account_revokes_public_on_it() {
 }
 
 #[test]
-fn apply_to_a_missing_version_fails() {
+fn apply_to_a_missing_version_fails_and_leaves_the_manifest_alone() {
     let dir = project_with_versions();
+    let manifest = read(dir.path().join("lamina.toml"));
     lamina(dir.path())
         .args(["layer", "update", "shared", "--apply-to", "7"])
         .assert()
         .failure()
         .stderr(predicate::str::contains("no version 7"));
+    lamina(dir.path())
+        .args([
+            "layer",
+            "update",
+            "shared",
+            "--access",
+            "public",
+            "--apply-to",
+            "7",
+        ])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("no version 7"));
+    assert_eq!(read(dir.path().join("lamina.toml")), manifest);
     lamina(dir.path())
         .args(["layer", "update", "shared", "--apply-to", "newest"])
         .assert()
