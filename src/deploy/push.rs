@@ -222,6 +222,16 @@ pub enum PlanProblem {
     },
 
     #[error(
+        "function `{function}` uses two versions of one layer, {first} and {second}, but Lambda \
+         takes one version of a layer per function; keep one of them in its `layers`"
+    )]
+    SameLayerTwice {
+        function: String,
+        first: String,
+        second: String,
+    },
+
+    #[error(
         "function `{function}` runs on `{architecture}`, but layer {layer} is only for {}; add \
          `{architecture}` to the layer's architectures (and install its dependencies again, for \
          native code), or use another layer",
@@ -530,6 +540,7 @@ impl Planner<'_> {
             }
         }
         self.check_function(config, zip, &checked);
+        self.check_distinct_layers(config, &checked)?;
 
         let layers: Vec<ResolvedLayer> = checked.into_iter().map(|layer| layer.resolved).collect();
         let action = self.function_action(config, zip, &layers)?;
@@ -728,6 +739,45 @@ impl Planner<'_> {
         }
     }
 
+    /// Lambda takes one version of a layer per function. References by name are already
+    /// distinct (the manifest refuses `shared@latest` beside `shared@3`), but an ARN may name a
+    /// version of a project layer too.
+    fn check_distinct_layers(
+        &mut self,
+        config: &FunctionConfig,
+        layers: &[CheckedLayer],
+    ) -> Result<(), DeployError> {
+        let mut seen: Vec<(String, &str, bool)> = Vec::new();
+        for layer in layers {
+            let arn = match &layer.resolved {
+                ResolvedLayer::Existing { arn, .. } | ResolvedLayer::External { arn } => {
+                    Some(arn.clone())
+                }
+                // Not published yet: its ARN will start as its other versions' do.
+                ResolvedLayer::New { layer } => {
+                    (self.versions(layer)?.first()).map(|version| version.arn.clone())
+                }
+            };
+            let Some(base) = arn.as_deref().and_then(layer_arn_base) else {
+                continue;
+            };
+            match seen.iter_mut().find(|(seen_base, _, _)| *seen_base == base) {
+                // One problem per layer, however many times it comes back.
+                Some((_, first, reported @ false)) => {
+                    *reported = true;
+                    self.problems.push(PlanProblem::SameLayerTwice {
+                        function: config.name.clone(),
+                        first: first.to_string(),
+                        second: layer.label.clone(),
+                    })
+                }
+                Some(_) => {}
+                None => seen.push((base.to_string(), &layer.label, false)),
+            }
+        }
+        Ok(())
+    }
+
     fn function_action(
         &mut self,
         config: &FunctionConfig,
@@ -776,6 +826,13 @@ fn publish_request(config: &LayerConfig, zip: &BuiltZip, description: &str) -> P
         digest: zip.digest,
         unzipped_size: zip.unzipped_size,
     }
+}
+
+/// A layer version's ARN without its version number: what names the layer itself.
+fn layer_arn_base(arn: &str) -> Option<&str> {
+    let (base, version) = arn.rsplit_once(':')?;
+    let is_version = !version.is_empty() && version.bytes().all(|b| b.is_ascii_digit());
+    (is_version && base.contains(":layer:")).then_some(base)
 }
 
 fn plan_unzipped_size(plan: &LayerPlan) -> Option<u64> {

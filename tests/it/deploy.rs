@@ -568,6 +568,30 @@ fn layer_order_is_preserved_and_a_reorder_redeploys() {
 }
 
 #[test]
+fn an_arn_of_a_project_layer_beside_its_name_is_refused() {
+    let mut project = Project::new();
+    project.layer("shared", &[NODE], "v1");
+    project.function("api", NODE, vec![latest("shared")]);
+    project.push();
+
+    let twice = vec![latest("shared"), LayerRef::Arn(arn("shared", 1))];
+    project.set_layers("api", twice);
+    let expected = PlanProblem::SameLayerTwice {
+        function: "api".to_string(),
+        first: "`shared`".to_string(),
+        second: format!("`{}`", arn("shared", 1)),
+    };
+    assert_eq!(project.problems(), std::slice::from_ref(&expected));
+    // The same while `@latest` is a version yet to be published.
+    project.build_layer("shared", "v2");
+    assert_eq!(project.problems(), [expected]);
+
+    let other = vec![latest("shared"), LayerRef::Arn(EXTERNAL_ARN.into())];
+    project.set_layers("api", other);
+    assert!(project.plan().is_ok(), "{:?}", project.plan());
+}
+
+#[test]
 fn more_than_five_layers_is_refused_counting_arns() {
     let mut project = Project::new();
     let mut refs = Vec::new();
@@ -579,7 +603,7 @@ fn more_than_five_layers_is_refused_counting_arns() {
     project.function("api", NODE, refs.clone());
     assert!(project.plan().is_ok(), "five layers are allowed");
 
-    refs.push(LayerRef::Arn(EXTERNAL_ARN.replace(":4", ":5")));
+    refs.push(LayerRef::Arn(EXTERNAL_ARN.replace("external", "another")));
     project.set_layers("api", refs);
     let problems = project.problems();
     assert_eq!(
@@ -830,7 +854,9 @@ fn every_problem_is_reported_together() {
     project.function(
         "web",
         NODE,
-        (0..6).map(|_| LayerRef::Arn(EXTERNAL_ARN.into())).collect(),
+        (0..6)
+            .map(|i| LayerRef::Arn(EXTERNAL_ARN.replace("external", &format!("external{i}"))))
+            .collect(),
     );
 
     let error = project.plan().unwrap_err();
