@@ -988,6 +988,28 @@ fn the_push_question_takes_only_yes_or_no() {
 }
 
 #[test]
+fn a_requirements_txt_that_the_pipfile_lock_overrides_is_named() {
+    let dir = example_project();
+    let python = dir.path().join("layers/reporting/lib/python");
+    // Comments and blank lines name no package: nothing to say.
+    std::fs::write(python.join("requirements.txt"), "# none yet\n\n").unwrap();
+    lamina(dir.path())
+        .args(["build", "--install"])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("requirements.txt").not());
+
+    std::fs::write(python.join("requirements.txt"), "six==1.16.0\n").unwrap();
+    lamina(dir.path())
+        .args(["build", "--install"])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains(
+            "`lib/python/requirements.txt` is not installed: `Pipfile.lock` beside it wins",
+        ));
+}
+
+#[test]
 fn push_of_the_example_publishes_once_then_nothing() {
     let dir = example_project();
     let first = json_run(dir.path(), &["push", "--yes"]);

@@ -73,6 +73,20 @@ pub fn detect_source(python_dir: &Path) -> Option<PythonSource> {
         .or_else(|| existing("Pipfile").map(PythonSource::PipfileOnly))
 }
 
+/// A requirements.txt that names packages but is not installed, because a Pipfile.lock beside
+/// it wins.
+fn ignored_requirements(python_dir: &Path) -> Result<Option<PathBuf>, InstallError> {
+    let requirements = python_dir.join("requirements.txt");
+    let Some(PythonSource::PipfileLock(_)) = detect_source(python_dir) else {
+        return Ok(None);
+    };
+    if !requirements.is_file() {
+        return Ok(None);
+    }
+    let text = fs_err::read_to_string(&requirements)?;
+    Ok((!lock::requirements_input(&text).is_empty()).then_some(requirements))
+}
+
 /// The Python versions (`3.12`) of the `python3.X` runtimes among `runtimes`, sorted, unique.
 pub fn runtime_python_versions(runtimes: &[String]) -> Vec<String> {
     let mut versions: Vec<String> = runtimes
@@ -298,6 +312,14 @@ pub(super) fn prepare(
     state: &mut StateFile,
 ) -> Result<Option<Install>, InstallError> {
     let python_dir = context.layer_dir.join("lib/python");
+    if let Some(ignored) = ignored_requirements(&python_dir)? {
+        tracing::warn!(
+            layer = %context.layer.name,
+            "`{}` is not installed: `Pipfile.lock` beside it wins; put its packages in the \
+             Pipfile and lock it again, or delete one of the two",
+            context.relative(&ignored)
+        );
+    }
     let (plan, lock_written) = match detect_source(&python_dir) {
         None => return Ok(None),
         Some(PythonSource::PipfileOnly(pipfile)) => match read_empty_pipfile(&pipfile)? {
