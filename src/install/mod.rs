@@ -44,7 +44,7 @@
 //! the old tree in it. Staging folders left by a killed run are deleted before the next install.
 //! Installer output streams to the log at debug level under a
 //! [`Phase::Install`](crate::progress::Phase::Install) progress line; a failure carries the exit
-//! status and the last [`TAIL_LINES`] lines. The record in `.lamina/installs/<layer>.json`
+//! status and the first [`HEAD_LINES`] and last [`TAIL_LINES`] lines of the installer's output. The record in `.lamina/installs/<layer>.json`
 //! (format in `cache-format.md`, section "Installs") is written atomically after the swap and
 //! only then, so a record never describes a tree that is not in place.
 //!
@@ -68,7 +68,7 @@ use serde::{Deserialize, Serialize};
 use crate::manifest::LayerConfig;
 use crate::progress::Progress;
 
-pub use run::TAIL_LINES;
+pub use run::{HEAD_LINES, TAIL_LINES};
 pub use state::STATE_FORMAT;
 pub use swap::STAGING_PREFIX;
 
@@ -362,27 +362,27 @@ pub enum InstallError {
     #[error(
         "no wheel of {packages} for {platform} (layer `{layer}`); Lambda cannot build from \
          source, so pick a version that publishes such wheels, or build the wheel and pass its \
-         folder with --find-links ({installer_status}); last lines of its output:\n{}",
-        tail.join("\n")
+         folder with --find-links ({installer_status}); its output, first and last lines:\n{}",
+        output.join("\n")
     )]
     NoWheel {
         layer: String,
         packages: String,
         platform: String,
         installer_status: ExitStatus,
-        tail: Vec<String>,
+        output: Vec<String>,
     },
 
     #[error(
-        "{tool} failed for layer `{layer}` ({status}); the previous install was left in place. \
-         Last lines of its output:\n{}",
-        tail.join("\n")
+        "{tool} failed for layer `{layer}` ({status}); the layer's installed packages are as \
+         they were. Its output, first and last lines:\n{}",
+        output.join("\n")
     )]
     InstallerFailed {
         layer: String,
         tool: String,
         status: ExitStatus,
-        tail: Vec<String>,
+        output: Vec<String>,
     },
 
     #[error(
@@ -584,7 +584,7 @@ fn check_success(
         layer: layer.to_owned(),
         tool: installer.to_owned(),
         status: finished.status,
-        tail: finished.tail,
+        output: finished.excerpt,
     })
 }
 

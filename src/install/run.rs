@@ -3,7 +3,8 @@
 //! stdout and stderr are read line by line on two scoped threads and handed to the calling
 //! thread through a channel, so lines reach the log in the order they arrive and the caller can
 //! look at each one (pip's "no matching distribution" lines) without buffering the whole output.
-//! Only the last [`TAIL_LINES`] lines are kept, for the error when the tool fails.
+//! Only the first [`HEAD_LINES`] and the last [`TAIL_LINES`] lines are kept, for the error when
+//! the tool fails: npm states the cause first and then prints its usage, pip states it last.
 
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read};
@@ -15,6 +16,8 @@ use crate::progress::{Phase, Progress};
 
 use super::{InstallCommand, InstallError};
 
+/// How many of the first output lines an installer failure carries.
+pub const HEAD_LINES: usize = 10;
 /// How many of the last output lines an installer failure carries.
 pub const TAIL_LINES: usize = 20;
 
@@ -22,8 +25,9 @@ pub const TAIL_LINES: usize = 20;
 #[derive(Debug)]
 pub(crate) struct Finished {
     pub status: ExitStatus,
-    /// The last [`TAIL_LINES`] lines of stdout and stderr, interleaved as they arrived.
-    pub tail: Vec<String>,
+    /// The first [`HEAD_LINES`] and last [`TAIL_LINES`] lines of stdout and stderr, interleaved
+    /// as they arrived, with a line that says how many were left out between them.
+    pub excerpt: Vec<String>,
 }
 
 /// Runs `command` in `cwd`, with `program` standing in for `command.argv[0]`. Every output line
@@ -56,7 +60,7 @@ pub(crate) fn run(
     let stdout = child.stdout.take().expect("stdout is piped");
     let stderr = child.stderr.take().expect("stderr is piped");
     progress.start(Phase::Install, subject, 0);
-    let mut tail = Tail::new(TAIL_LINES);
+    let mut excerpt = Excerpt::new(HEAD_LINES, TAIL_LINES);
     std::thread::scope(|scope| {
         let (sender, receiver) = mpsc::channel();
         let stderr_sender = sender.clone();
@@ -66,7 +70,7 @@ pub(crate) fn run(
             tracing::debug!(target: "lamina::install::output", layer = subject, "{line}");
             progress.advance(1);
             on_line(&line);
-            tail.push(line);
+            excerpt.push(line);
         }
     });
     progress.finish();
@@ -74,7 +78,7 @@ pub(crate) fn run(
     let status = child.wait().map_err(spawn_error)?;
     Ok(Finished {
         status,
-        tail: tail.into_lines(),
+        excerpt: excerpt.into_lines(),
     })
 }
 
@@ -100,30 +104,48 @@ fn forward_lines(pipe: impl Read, sender: mpsc::Sender<String>) {
     }
 }
 
-/// The last `capacity` lines pushed.
+/// The first `head` and the last `tail` lines pushed.
 #[derive(Debug)]
-pub(crate) struct Tail {
-    lines: VecDeque<String>,
-    capacity: usize,
+pub(crate) struct Excerpt {
+    head: Vec<String>,
+    head_len: usize,
+    tail: VecDeque<String>,
+    tail_len: usize,
+    /// Lines pushed in all.
+    count: usize,
 }
 
-impl Tail {
-    pub fn new(capacity: usize) -> Tail {
-        Tail {
-            lines: VecDeque::with_capacity(capacity),
-            capacity,
+impl Excerpt {
+    pub fn new(head: usize, tail: usize) -> Excerpt {
+        Excerpt {
+            head: Vec::with_capacity(head),
+            head_len: head,
+            tail: VecDeque::with_capacity(tail),
+            tail_len: tail,
+            count: 0,
         }
     }
 
     pub fn push(&mut self, line: String) {
-        if self.lines.len() == self.capacity {
-            self.lines.pop_front();
+        self.count += 1;
+        if self.head.len() < self.head_len {
+            self.head.push(line);
+            return;
         }
-        self.lines.push_back(line);
+        if self.tail.len() == self.tail_len {
+            self.tail.pop_front();
+        }
+        self.tail.push_back(line);
     }
 
     pub fn into_lines(self) -> Vec<String> {
-        self.lines.into()
+        let left_out = self.count - self.head.len() - self.tail.len();
+        let mut lines = self.head;
+        if left_out > 0 {
+            lines.push(format!("[{left_out} more lines]"));
+        }
+        lines.extend(self.tail);
+        lines
     }
 }
 
@@ -133,12 +155,18 @@ mod tests {
     use crate::progress::NoProgress;
 
     #[test]
-    fn tail_keeps_the_last_lines_in_order() {
-        let mut tail = Tail::new(3);
-        for number in 1..=5 {
-            tail.push(number.to_string());
-        }
-        assert_eq!(tail.into_lines(), ["3", "4", "5"]);
+    fn an_excerpt_keeps_the_first_and_last_lines_in_order() {
+        let excerpt = |count: usize| {
+            let mut excerpt = Excerpt::new(2, 3);
+            for number in 1..=count {
+                excerpt.push(number.to_string());
+            }
+            excerpt.into_lines()
+        };
+        assert_eq!(excerpt(4), ["1", "2", "3", "4"]);
+        assert_eq!(excerpt(5), ["1", "2", "3", "4", "5"]);
+        assert_eq!(excerpt(6), ["1", "2", "[1 more lines]", "4", "5", "6"]);
+        assert_eq!(excerpt(9), ["1", "2", "[4 more lines]", "7", "8", "9"]);
     }
 
     #[test]
@@ -165,9 +193,9 @@ mod tests {
         .unwrap();
 
         assert_eq!(finished.status.code(), Some(3));
-        let mut tail = finished.tail.clone();
-        tail.sort();
-        assert_eq!(tail, ["err", "from env", "out"]);
+        let mut excerpt = finished.excerpt.clone();
+        excerpt.sort();
+        assert_eq!(excerpt, ["err", "from env", "out"]);
         assert_eq!(seen.len(), 3);
     }
 }

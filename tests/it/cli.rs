@@ -1414,7 +1414,7 @@ fn a_failing_install_stops_the_push_before_anything_is_published() {
     for expected in [
         "error: cannot install the dependencies of layer `deps`",
         "npm ci failed for layer `deps` (exit status: ",
-        "Last lines of its output:",
+        "Its output, first and last lines:",
         "tiny-2.0.0.tgz",
     ] {
         assert!(

@@ -301,6 +301,20 @@ fn npm_install_without_a_lock_keeps_the_lock_it_writes() {
 }
 
 #[test]
+fn an_npm_failure_shows_the_cause_npm_states_before_its_usage() {
+    let (project, tiny) = node_project("1.0.0");
+    // A dependency the lock does not have: `npm ci` names the mismatch, then prints its usage.
+    let other = pack(&project.node_dir().join("vendor"), "other", "1.0.0", false);
+    write_node_project(&project.node_dir(), &[&tiny, &other], false);
+
+    let error = project.prepare(&offline()).unwrap_err().to_string();
+    assert!(error.contains("npm ci failed"), "{error}");
+    assert!(error.contains("in sync"), "{error}");
+    assert!(error.contains("more lines]"), "{error}");
+    assert!(!error.contains("previous install"), "{error}");
+}
+
+#[test]
 fn failed_npm_install_leaves_the_previous_tree_and_record() {
     let (project, tarball) = node_project("1.0.0");
     project.prepare_one(&offline());
@@ -311,17 +325,21 @@ fn failed_npm_install_leaves_the_previous_tree_and_record() {
     let error = project.prepare(&offline()).unwrap_err();
 
     let InstallError::InstallerFailed {
-        tool, status, tail, ..
+        tool,
+        status,
+        output,
+        ..
     } = &error
     else {
         panic!("expected an installer failure, got {error}");
     };
     assert_eq!(tool, "npm ci");
     assert!(!status.success());
-    assert!(!tail.is_empty() && tail.len() <= lamina::install::TAIL_LINES);
+    let longest = lamina::install::HEAD_LINES + 1 + lamina::install::TAIL_LINES;
+    assert!(!output.is_empty() && output.len() <= longest);
     assert!(
-        tail.iter().any(|line| line.contains("tiny-2.0.0.tgz")),
-        "{tail:#?}"
+        output.iter().any(|line| line.contains("tiny-2.0.0.tgz")),
+        "{output:#?}"
     );
     assert!(error.to_string().contains("tiny-2.0.0.tgz"));
 
@@ -792,7 +810,10 @@ fn failed_pip_install_leaves_the_previous_tree_and_record() {
     let error = project.prepare(&pip_options(&wheels)).unwrap_err();
 
     let InstallError::InstallerFailed {
-        tool, status, tail, ..
+        tool,
+        status,
+        output,
+        ..
     } = &error
     else {
         panic!("expected an installer failure, got {error}");
@@ -800,9 +821,10 @@ fn failed_pip_install_leaves_the_previous_tree_and_record() {
     assert_eq!(tool, "pip install");
     assert_eq!(status.code(), Some(1));
     assert!(
-        tail.iter()
+        output
+            .iter()
             .any(|line| line.contains("DO NOT MATCH THE HASHES")),
-        "{tail:#?}"
+        "{output:#?}"
     );
     let site = site_packages(&project, "3.12");
     assert!(

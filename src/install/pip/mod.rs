@@ -561,7 +561,7 @@ fn run_pip(
                 plan.platforms.join(" or ")
             ),
             installer_status: finished.status,
-            tail: finished.tail,
+            output: finished.excerpt,
         });
     }
     check_success(finished, layer, "pip install")?;
@@ -638,7 +638,7 @@ fn probe(
             layer: context.layer.name.clone(),
             tool: "python3 (evaluating environment markers)".into(),
             status: output.status,
-            tail: String::from_utf8_lossy(&output.stderr)
+            output: String::from_utf8_lossy(&output.stderr)
                 .lines()
                 .map(str::to_owned)
                 .collect(),
