@@ -583,7 +583,7 @@ fn describe_install(install: &Install) -> String {
 
 fn describe_reason(reason: InstallReason) -> &'static str {
     match reason {
-        InstallReason::NotInstalled => "nothing was installed",
+        InstallReason::NotInstalled => "none were installed before",
         InstallReason::NoRecord => "lamina had no record of the installed packages",
         InstallReason::DependenciesChanged => "the declared dependencies changed",
         InstallReason::TreeChanged => "the installed packages were changed by something else",
