@@ -310,6 +310,8 @@ pub enum ManifestError {
     NotFound { start: PathBuf },
     #[error("no `lamina.toml` in `{dir}` (given by --project); run `lamina init` there first")]
     NotInProject { dir: PathBuf },
+    #[error("`{dir}` (given by --project) does not exist; check the path")]
+    NoProjectFolder { dir: PathBuf },
     #[error(transparent)]
     Io(#[from] std::io::Error),
     #[error("{location}: not valid TOML: {message}")]
@@ -465,9 +467,12 @@ fn manifest_in(dir: &Path) -> Result<PathBuf, ManifestError> {
         return Ok(dir.to_path_buf());
     }
     let path = dir.join(MANIFEST_FILE);
-    match path.is_file() {
-        true => Ok(path),
-        false => Err(ManifestError::NotInProject {
+    match (path.is_file(), dir.exists()) {
+        (true, _) => Ok(path),
+        (false, true) => Err(ManifestError::NotInProject {
+            dir: dir.to_path_buf(),
+        }),
+        (false, false) => Err(ManifestError::NoProjectFolder {
             dir: dir.to_path_buf(),
         }),
     }

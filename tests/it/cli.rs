@@ -153,6 +153,20 @@ fn commands_find_the_manifest_above_the_current_folder() {
         .assert()
         .success()
         .stdout(predicate::str::contains("shared"));
+
+    lamina(elsewhere.path())
+        .args(["--project", "."])
+        .args(["layer", "list"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("run `lamina init` there first"));
+    lamina(elsewhere.path())
+        .args(["--project", "no-such-folder", "layer", "list"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains(
+            "no-such-folder` (given by --project) does not exist",
+        ));
 }
 
 #[test]
