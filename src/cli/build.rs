@@ -355,6 +355,21 @@ pub(super) fn run_build(context: &Context, args: BuildArgs, bars: &Bars) -> Resu
 #[derive(Debug, Serialize)]
 struct LayerStatus {
     layer: String,
+    #[serde(flatten)]
+    state: SubjectStatus,
+}
+
+/// One function, as `status --json` prints it; `published` and `last_push` name no version.
+#[derive(Debug, Serialize)]
+struct FunctionStatus {
+    function: String,
+    #[serde(flatten)]
+    state: SubjectStatus,
+}
+
+/// Where a layer or a function stands against its last build and its pushes.
+#[derive(Debug, Serialize)]
+struct SubjectStatus {
     digest: String,
     /// `changed` or `unchanged`, since the last build.
     status: &'static str,
@@ -364,8 +379,34 @@ struct LayerStatus {
     push_status: &'static str,
     /// The version holding the current content, when published.
     published: Option<PushedVersion>,
-    /// The most recent push of the layer to the target, whatever its content.
+    /// The most recent push to the target, whatever its content.
     last_push: Option<PushedVersion>,
+}
+
+impl SubjectStatus {
+    fn new(engine: &Engine, target: &str, owner: &Owner, report: BuildReport) -> Result<Self> {
+        let published = pushed::published(&engine.cache, target, owner, &report.digest)?;
+        let last_push = match published {
+            Some(_) => None,
+            None => pushed::last_pushed(&engine.cache, target, owner)?,
+        };
+        Ok(SubjectStatus {
+            digest: report.digest.to_hex(),
+            status: if report.changed {
+                "changed"
+            } else {
+                "unchanged"
+            },
+            changes: report.changes,
+            push_status: if published.is_some() {
+                "published"
+            } else {
+                "not_pushed"
+            },
+            published: published.map(Into::into),
+            last_push: last_push.map(Into::into),
+        })
+    }
 }
 
 /// A pushed layer version, as `status` shows it.
@@ -397,6 +438,8 @@ struct StatusOutput {
     /// The target the push columns refer to: `local`, `aws` or `aws:<region>`.
     target: String,
     layers: Vec<LayerStatus>,
+    /// Every function, when no layer was named.
+    functions: Vec<FunctionStatus>,
     stats: Totals,
 }
 
@@ -409,41 +452,42 @@ pub(super) fn run_status(context: &Context, args: StatusArgs, bars: &Bars) -> Re
     let mut result = StatusOutput {
         target,
         layers: Vec::new(),
+        functions: Vec::new(),
         stats: Totals::default(),
     };
     for layer in layers {
         let report = engine.build_layer(layer, &options, bars)?;
         result.stats.add(&report.stats);
         let owner = Owner::Layer(layer.name.clone());
-        let published = pushed::published(&engine.cache, &result.target, &owner, &report.digest)?;
-        let last_push = match published {
-            Some(_) => None,
-            None => pushed::last_pushed(&engine.cache, &result.target, &owner)?,
-        };
-        result.layers.push(LayerStatus {
-            layer: layer.name.clone(),
-            digest: report.digest.to_hex(),
-            status: if report.changed {
-                "changed"
-            } else {
-                "unchanged"
-            },
-            changes: report.changes,
-            push_status: if published.is_some() {
-                "published"
-            } else {
-                "not_pushed"
-            },
-            published: published.map(Into::into),
-            last_push: last_push.map(Into::into),
-        });
+        let state = SubjectStatus::new(&engine, &result.target, &owner, report)?;
+        let layer = layer.name.clone();
+        result.layers.push(LayerStatus { layer, state });
+    }
+    let functions = match args.layers.is_empty() {
+        true => manifest.functions.values().collect(),
+        false => Vec::new(),
+    };
+    for function in functions {
+        let report = engine.build_function(function, &options, bars)?;
+        result.stats.add(&report.stats);
+        let owner = Owner::Function(function.name.clone());
+        let state = SubjectStatus::new(&engine, &result.target, &owner, report)?;
+        let function = function.name.clone();
+        result.functions.push(FunctionStatus { function, state });
     }
     bars.clear();
     if context.json {
         return output::json(&result);
     }
+    let verbose = context.verbose > 0;
     for layer in &result.layers {
-        print_status(layer, &result.target, context.verbose > 0);
+        let push = describe_push(&layer.state, &result.target);
+        print_status(&layer.layer, &layer.state, &push, verbose);
+    }
+    for function in &result.functions {
+        let name = format!("function {}", function.function);
+        let push = describe_deploy(&function.state, &result.target);
+        print_status(&name, &function.state, &push, verbose);
     }
     if context.verbose > 0 {
         println!("{}", result.stats.describe());
@@ -451,8 +495,8 @@ pub(super) fn run_status(context: &Context, args: StatusArgs, bars: &Bars) -> Re
     Ok(())
 }
 
-fn print_status(layer: &LayerStatus, target: &str, verbose: bool) {
-    let changes = &layer.changes;
+fn print_status(name: &str, state: &SubjectStatus, push: &str, verbose: bool) {
+    let changes = &state.changes;
     let counts = [
         (changes.added.len(), "added"),
         (changes.removed.len(), "removed"),
@@ -464,10 +508,10 @@ fn print_status(layer: &LayerStatus, target: &str, verbose: bool) {
         .map(|(n, what)| format!("{n} {what}"))
         .collect();
     let built = match counts.is_empty() {
-        true => layer.status.to_string(),
-        false => format!("{} ({})", layer.status, counts.join(", ")),
+        true => state.status.to_string(),
+        false => format!("{} ({})", state.status, counts.join(", ")),
     };
-    println!("{}: {built}; {}", layer.layer, describe_push(layer, target));
+    println!("{name}: {built}; {push}");
     if verbose {
         let lists = [
             (&changes.added, '+'),
@@ -481,7 +525,7 @@ fn print_status(layer: &LayerStatus, target: &str, verbose: bool) {
 }
 
 /// `published as version 3 on local`, or `not pushed to local (last pushed: version 2)`.
-fn describe_push(layer: &LayerStatus, target: &str) -> String {
+fn describe_push(layer: &SubjectStatus, target: &str) -> String {
     let version = |pushed: &PushedVersion| match pushed.version {
         Some(version) => format!("version {version}"),
         None => "an unnumbered version".to_string(),
@@ -494,6 +538,18 @@ fn describe_push(layer: &LayerStatus, target: &str) -> String {
             last.pushed_at
         ),
         (None, None) => format!("not pushed to {target}"),
+    }
+}
+
+/// `deployed on local`, or `not deployed to local (last deployed: 2026-12-04T10:00:00Z)`.
+fn describe_deploy(function: &SubjectStatus, target: &str) -> String {
+    match (&function.published, &function.last_push) {
+        (Some(_), _) => format!("deployed on {target}"),
+        (None, Some(last)) => format!(
+            "not deployed to {target} (last deployed: {})",
+            last.pushed_at
+        ),
+        (None, None) => format!("not deployed to {target}"),
     }
 }
 

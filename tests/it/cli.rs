@@ -941,6 +941,49 @@ fn status_lists_what_changed_since_the_last_build() {
 }
 
 #[test]
+fn status_shows_a_function_whose_code_changed_since_its_deployment() {
+    let dir = example_project();
+    lamina(dir.path())
+        .args(["push", "--yes"])
+        .assert()
+        .success();
+    lamina(dir.path())
+        .arg("status")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "function api: unchanged; deployed on local",
+        ));
+
+    support::write(
+        dir.path(),
+        "functions/api/src/index.js",
+        b"exports.handler = async () => 'edited';\n",
+    );
+    lamina(dir.path())
+        .args(["status", "--verbose"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "function api: changed (1 modified); not deployed to local (last deployed: ",
+        ))
+        .stdout(predicate::str::contains("~ index.js"))
+        .stdout(predicate::str::contains(
+            "function report: unchanged; deployed on local",
+        ));
+    let status = json_run(dir.path(), &["status"]);
+    let api = &status["functions"][0];
+    assert_eq!(api["function"], "api");
+    assert_eq!(api["push_status"], "not_pushed");
+    assert_eq!(api["changes"]["modified"], serde_json::json!(["index.js"]));
+
+    // Naming layers looks at those layers alone.
+    let shared = json_run(dir.path(), &["status", "shared"]);
+    assert_eq!(shared["layers"].as_array().unwrap().len(), 1);
+    assert_eq!(shared["functions"], serde_json::json!([]));
+}
+
+#[test]
 fn a_function_whose_code_folder_is_gone_or_empty_is_not_deployed_empty() {
     let dir = example_project();
     lamina(dir.path())
