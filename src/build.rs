@@ -941,6 +941,8 @@ fn find_package_lists(
             }
         };
         match cache.package_files(package.kind, &fingerprint)? {
+            // The conflict mark: copies under this fingerprint differ, so the package is walked.
+            Some(entries) if entries.is_empty() => lists.push(ListSource::Walk),
             Some(entries) => lists.push(ListSource::Found {
                 fingerprint,
                 entries,
@@ -959,7 +961,7 @@ fn find_package_lists(
     let keys: Vec<_> = wanted.iter().map(|(_, kind, fp, _)| (*kind, *fp)).collect();
     let fetched = remote.fetch_package_lists(&keys);
     for ((index, kind, fingerprint, manifest), entries) in wanted.into_iter().zip(fetched) {
-        if let Some(entries) = entries {
+        if let Some(entries) = entries.filter(|entries| !entries.is_empty()) {
             listing.fetched_packages.push((
                 kind,
                 fingerprint,
@@ -1084,11 +1086,15 @@ fn package_fingerprint(
 /// Package file lists this build can teach the cache: for every package found, its own entries,
 /// unless the cache already has that very list under the same fingerprint.
 ///
-/// A list already cached is replaced when the package's own entries differ from it: a file
-/// edited inside `node_modules` leaves package.json, and so the fingerprint, as it was, and a
-/// manifests-mode run must then splice in what was last seen, not an older list (which would
-/// take functions back to a version without the edit). Only packages that hold one of the
-/// `touched` paths (sorted) are compared; every package is when `touched` is `None`.
+/// A fingerprint (package.json's content) stands for the package's files only while every copy
+/// seen under it has the same files. A file edited inside `node_modules` (by hand, by
+/// patch-package) keeps the fingerprint, and splicing the older list in would give the digest of
+/// a tree without the edit, and so push an older version. So when a build sees a package differ
+/// from the list stored under its fingerprint, or sees two copies under one fingerprint that
+/// differ, it stores the conflict mark ([`PackageList::conflict`]) instead: manifests mode then
+/// walks such packages, and nothing replaces the mark. Only packages that hold one of the
+/// `touched` paths (sorted), or that have a copy elsewhere in the tree, are compared; every
+/// package is when `touched` is `None`.
 fn new_package_lists(
     cache: &Cache,
     packages: &[PackageDir],
@@ -1096,30 +1102,44 @@ fn new_package_lists(
     touched: Option<&[&str]>,
 ) -> Result<Vec<(PackageKind, blake3::Hash, PackageList)>, BuildError> {
     let by_path: HashMap<&str, &Entry> = entries.iter().map(|e| (e.path.as_str(), e)).collect();
+    // The node packages by fingerprint. The Python install's list is keyed by its lock file,
+    // which build reads only in manifests mode; in stat mode, lists are learned for node
+    // packages alone.
+    let mut copies: BTreeMap<[u8; 32], Vec<&PackageDir>> = BTreeMap::new();
+    for package in packages.iter().filter(|p| p.kind == PackageKind::Node) {
+        let manifest = format!("{}/package.json", package.zip_dir);
+        if let Some(entry) = by_path.get(manifest.as_str()) {
+            let fingerprint = *entry.content_hash.as_bytes();
+            copies.entry(fingerprint).or_default().push(package);
+        }
+    }
+    let conflict_hash = blake3::hash(&PackageList::conflict().0);
     let mut lists = Vec::new();
-    for package in packages {
-        let fingerprint = match package.kind {
-            PackageKind::Node => {
-                let manifest = format!("{}/package.json", package.zip_dir);
-                match by_path.get(manifest.as_str()) {
-                    Some(entry) => entry.content_hash,
-                    None => continue,
-                }
+    for (fingerprint, copies) in copies {
+        let fingerprint = blake3::Hash::from_bytes(fingerprint);
+        let kind = PackageKind::Node;
+        let cached = cache.package_list_hash(kind, &fingerprint)?;
+        let may_differ = copies.len() > 1
+            || touched.is_none_or(|paths| copies.iter().any(|copy| holds_any(copy, paths)));
+        if cached == Some(conflict_hash) || (cached.is_some() && !may_differ) {
+            continue;
+        }
+        let mut seen: Vec<PackageList> = Vec::new();
+        for copy in copies {
+            let list = PackageList::from(own_entries(copy, entries));
+            if !seen.contains(&list) {
+                seen.push(list);
             }
-            // The Python install's list is keyed by its lock file, which build reads only in
-            // manifests mode; in stat mode, lists are learned for node packages alone.
-            PackageKind::Python => continue,
+        }
+        let list = match (seen.len(), cached) {
+            (1, None) => seen.pop().expect("one list"),
+            (1, Some(cached)) if cached == blake3::hash(&seen[0].0) => continue,
+            _ => {
+                debug!(fingerprint = %fingerprint.to_hex(), "package copies differ: list marked");
+                PackageList::conflict()
+            }
         };
-        let cached = cache.package_list_hash(package.kind, &fingerprint)?;
-        let may_differ = touched.is_none_or(|paths| holds_any(package, paths));
-        if cached.is_some() && !may_differ {
-            continue;
-        }
-        let list = PackageList::from(own_entries(package, entries));
-        if cached == Some(blake3::hash(&list.0)) {
-            continue;
-        }
-        lists.push((package.kind, fingerprint, list));
+        lists.push((kind, fingerprint, list));
     }
     Ok(lists)
 }

@@ -346,6 +346,15 @@ impl From<Vec<Entry>> for PackageList {
     }
 }
 
+impl PackageList {
+    /// The list with no entries, which no package has (its package.json is always one of its
+    /// own files): stored under a fingerprint whose copies were seen with different files, so
+    /// that manifests mode walks them instead of trusting either list.
+    pub fn conflict() -> PackageList {
+        PackageList::from(&[][..])
+    }
+}
+
 impl BuildUpdate {
     /// Whether the update holds nothing to write, so that [`Cache::commit_build`] can leave the
     /// database (and its write lock) alone.

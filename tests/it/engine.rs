@@ -349,6 +349,99 @@ fn manifests_mode_follows_the_last_edit_a_stat_build_saw_inside_a_package() {
     );
 }
 
+/// Builds the layer at `layers/NAME` of `project` in `mode`.
+fn build_layer_named(project: &Project, name: &str, mode: FingerprintMode) -> BuildReport {
+    let state = StateDir::new(&project.root);
+    let mut cache = Cache::open(&state.cache_db()).unwrap();
+    let subject = Subject {
+        owner: Owner::Layer(name.into()),
+        root: project.root.join("layers").join(name),
+        sources: SourceMapping::layer(),
+    };
+    let options = BuildOptions {
+        mode,
+        ..BuildOptions::default()
+    };
+    build::build(&state, &mut cache, &subject, &options, &NoProgress).unwrap()
+}
+
+#[test]
+fn copies_of_a_package_that_differ_are_walked_in_manifests_mode() {
+    let project = Project::new();
+    populate(&project);
+    // Two copies of one package, under the same package.json.
+    for folder in [
+        "node_modules/twin",
+        "node_modules/@scope/pkg/node_modules/twin",
+    ] {
+        let folder = format!("lib/nodejs/{folder}");
+        project.write(&format!("{folder}/package.json"), r#"{"name":"twin"}"#);
+        project.write(&format!("{folder}/index.js"), "exports.twin = 1;\n");
+    }
+    age_tree(&project.layer());
+    let same = project.build(FingerprintMode::Stat);
+    assert_eq!(
+        project.build(FingerprintMode::Manifests).digest,
+        same.digest
+    );
+
+    project.write(
+        "lib/nodejs/node_modules/twin/index.js",
+        "exports.twin = 2;\n",
+    );
+    age_tree(&project.layer());
+    let differ = project.build(FingerprintMode::Stat);
+    assert_ne!(differ.digest, same.digest);
+    for _ in 0..2 {
+        let manifests = project.build(FingerprintMode::Manifests);
+        assert_eq!(manifests.digest, differ.digest);
+    }
+}
+
+#[test]
+fn another_layer_with_an_unedited_copy_does_not_bring_the_old_list_back() {
+    let project = Project::new();
+    populate(&project);
+    let pristine = project.build(FingerprintMode::Stat);
+    project.write(
+        "lib/nodejs/node_modules/left/index.js",
+        "module.exports = 'patched';\n",
+    );
+    age_tree(&project.layer());
+    let patched = project.build(FingerprintMode::Stat);
+    assert_ne!(patched.digest, pristine.digest);
+
+    // A second layer holding the package as it was, built for the first time.
+    let other = project.root.join("layers/other");
+    copy_dir(&project.layer(), &other);
+    write(
+        &other,
+        "lib/nodejs/node_modules/left/index.js",
+        b"module.exports = 'left';\n",
+    );
+    age_tree(&other);
+    let other_stat = build_layer_named(&project, "other", FingerprintMode::Stat);
+    assert_eq!(other_stat.digest, pristine.digest);
+
+    assert_eq!(
+        project.build(FingerprintMode::Manifests).digest,
+        patched.digest
+    );
+    let other_manifests = build_layer_named(&project, "other", FingerprintMode::Manifests);
+    assert_eq!(other_manifests.digest, pristine.digest);
+}
+
+/// Copies a folder with `cp -a`, links and modes kept.
+fn copy_dir(from: &Path, to: &Path) {
+    let status = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(from)
+        .arg(to)
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
 #[test]
 fn the_zip_opens_with_unzip_and_holds_exactly_the_expected_paths_and_modes() {
     let project = Project::new();
