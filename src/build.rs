@@ -278,7 +278,7 @@ fn check_root(subject: &Subject) -> Result<(), BuildError> {
 
 /// An empty layer or code folder is a checkout gone wrong far more often than an intent, and
 /// its zip would replace working code with nothing. Folders alone do not count: a zip of folders
-/// holds no code either.
+/// holds no code either. Checked before packing, not for `status`.
 fn check_not_empty(subject: &Subject, output: &ScanOutput) -> Result<(), BuildError> {
     let has_files = output
         .entries
@@ -358,7 +358,10 @@ pub fn build(
     }
     let output = scan::scan(&subject.root, &subject.sources, &scan_options);
     progress.finish();
-    check_not_empty(subject, &output)?;
+    // Only a zip must not be empty: `status` still reports on a layer just added.
+    if !options.status_only {
+        check_not_empty(subject, &output)?;
+    }
     let mode_name = listing_mode(options.mode);
     let listing_key = mode_name.and_then(|mode| listing::key(&output, pack::FORMAT_LABEL, mode));
     let recorded = match (mode_name, listing_key) {

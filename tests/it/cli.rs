@@ -941,6 +941,27 @@ fn status_lists_what_changed_since_the_last_build() {
 }
 
 #[test]
+fn a_layer_just_added_without_files_has_a_status_but_no_build() {
+    let dir = project();
+    lamina(dir.path())
+        .args(["layer", "add", "jvm", "--runtime", "java21"])
+        .assert()
+        .success();
+    lamina(dir.path())
+        .arg("status")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "jvm: changed; not pushed to local",
+        ));
+    lamina(dir.path())
+        .arg("build")
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("layers/jvm` holds no files"));
+}
+
+#[test]
 fn status_shows_a_function_whose_code_changed_since_its_deployment() {
     let dir = example_project();
     lamina(dir.path())
