@@ -1078,13 +1078,24 @@ fn a_requirements_txt_that_the_pipfile_lock_overrides_is_named() {
         .stderr(predicate::str::contains("requirements.txt").not());
 
     std::fs::write(python.join("requirements.txt"), "six==1.16.0\n").unwrap();
+    let warning = "`lib/python/requirements.txt` is not installed: `Pipfile.lock` beside it wins";
     lamina(dir.path())
         .args(["build", "--install"])
         .assert()
         .success()
-        .stderr(predicate::str::contains(
-            "`lib/python/requirements.txt` is not installed: `Pipfile.lock` beside it wins",
-        ));
+        .stderr(predicate::str::contains(warning));
+
+    // As Windows' `pip freeze >` writes it: UTF-16, not UTF-8. Still only a warning.
+    let utf16: Vec<u8> = "\u{feff}six==1.16.0\n"
+        .encode_utf16()
+        .flat_map(u16::to_le_bytes)
+        .collect();
+    std::fs::write(python.join("requirements.txt"), utf16).unwrap();
+    lamina(dir.path())
+        .args(["build", "--install"])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains(warning));
 }
 
 #[test]

@@ -73,18 +73,17 @@ pub fn detect_source(python_dir: &Path) -> Option<PythonSource> {
         .or_else(|| existing("Pipfile").map(PythonSource::PipfileOnly))
 }
 
-/// A requirements.txt that names packages but is not installed, because a Pipfile.lock beside
-/// it wins.
-fn ignored_requirements(python_dir: &Path) -> Result<Option<PathBuf>, InstallError> {
+/// A requirements.txt that names packages (or cannot be read as text) but is not installed,
+/// because a Pipfile.lock beside it wins. Only a warning depends on it, so a file that cannot
+/// be read at all is not an error here.
+fn ignored_requirements(python_dir: &Path) -> Option<PathBuf> {
     let requirements = python_dir.join("requirements.txt");
     let Some(PythonSource::PipfileLock(_)) = detect_source(python_dir) else {
-        return Ok(None);
+        return None;
     };
-    if !requirements.is_file() {
-        return Ok(None);
-    }
-    let text = fs_err::read_to_string(&requirements)?;
-    Ok((!lock::requirements_input(&text).is_empty()).then_some(requirements))
+    let bytes = fs_err::read(&requirements).ok()?;
+    let text = String::from_utf8_lossy(&bytes);
+    (!lock::requirements_input(&text).is_empty()).then_some(requirements)
 }
 
 /// The Python versions (`3.12`) of the `python3.X` runtimes among `runtimes`, sorted, unique.
@@ -312,7 +311,7 @@ pub(super) fn prepare(
     state: &mut StateFile,
 ) -> Result<Option<Install>, InstallError> {
     let python_dir = context.layer_dir.join("lib/python");
-    if let Some(ignored) = ignored_requirements(&python_dir)? {
+    if let Some(ignored) = ignored_requirements(&python_dir) {
         tracing::warn!(
             layer = %context.layer.name,
             "`{}` is not installed: `Pipfile.lock` beside it wins; put its packages in the \
