@@ -467,8 +467,11 @@ impl Target for LocalRegistry {
 
         let now = utc_timestamp(OffsetDateTime::now_utc());
         let replaced = existing.as_ref().map(|record| record.sha256.clone());
+        // A request without a role keeps the function's, as Lambda does.
+        let kept_role = existing.as_ref().and_then(|record| record.role.clone());
         let created = existing.map_or_else(|| now.clone(), |record| record.created);
-        let record = FunctionRecord::new(request, &sha256, created, now);
+        let mut record = FunctionRecord::new(request, &sha256, created, now);
+        record.role = record.role.or(kept_role);
         write_record(&path, &record)?;
         tracing::debug!(function = %request.name, "function recorded");
         if replaced.is_some_and(|old| old != record.sha256) {

@@ -325,10 +325,15 @@ fn a_configuration_change_alone_redeploys_the_function() {
     assert_eq!(state.architectures, ["arm64"]);
     assert_eq!(state.role, Some(role("second")));
 
-    // Without a role the manifest has no say over it: the function keeps the one it has.
+    // Without a role the manifest has no say over it: the function keeps the one it has, also
+    // when its code changes.
     project.manifest.functions.get_mut("api").unwrap().role = None;
     let plan = project.plan().unwrap();
     assert_eq!(plan.functions[0].action, FunctionAction::Unchanged);
+    project.build_function("api", "exports.handler = () => 'new code';");
+    project.push();
+    let state = project.registry.function("api").unwrap().unwrap();
+    assert_eq!(state.role, Some(role("second")));
 }
 
 #[test]
