@@ -43,7 +43,7 @@ pub(crate) struct AddArgs {
     /// The IAM role ARN the function runs as (needed on AWS).
     #[arg(long, value_name = "ARN")]
     role: Option<String>,
-    /// Architectures: x86_64 (the default) or arm64.
+    /// The architecture: x86_64 (the default) or arm64.
     #[arg(long = "arch", value_name = "ARCH", num_args = 1.., value_delimiter = ',')]
     architectures: Vec<String>,
 }
@@ -148,10 +148,14 @@ fn add(context: &Context, args: AddArgs) -> Result<()> {
         check::role(role).context("--role")?;
     }
 
+    let architectures = architectures(&args.architectures)?;
+    if architectures.len() > 1 {
+        bail!("--arch: a function runs on one architecture; give `x86_64` or `arm64`");
+    }
     let function = FunctionConfig {
         source: default_function_source(&name),
         layers: parse_refs(&args.layers)?,
-        architectures: architectures(&args.architectures)?,
+        architectures,
         role: args.role,
         name,
         runtime,

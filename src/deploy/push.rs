@@ -222,7 +222,7 @@ pub enum PlanProblem {
     },
 
     #[error(
-        "function `{function}` uses two versions of one layer, {first} and {second}, but Lambda \
+        "function `{function}` names one layer twice, as {first} and as {second}, but Lambda \
          takes one version of a layer per function; keep one of them in its `layers`"
     )]
     SameLayerTwice {

@@ -237,6 +237,11 @@ pub enum ValueError {
     #[error("`{value}` is not an architecture; use `x86_64` or `arm64`")]
     BadArchitecture { value: String },
     #[error(
+        "`{value}` names {count} architectures, but a function runs on one; keep `x86_64` or \
+         `arm64`"
+    )]
+    SeveralArchitectures { value: String, count: usize },
+    #[error(
         "`{value}` is not a layer reference; use `NAME@latest`, `NAME@N` (a version number from \
          1) or a layer version ARN{hint}"
     )]
@@ -310,6 +315,11 @@ pub enum ManifestError {
     NotFound { start: PathBuf },
     #[error("no `lamina.toml` in `{dir}` (given by --project); run `lamina init` there first")]
     NotInProject { dir: PathBuf },
+    #[error(
+        "`{dir}` (given by --project) is a file, not a project folder; pass the folder that \
+         holds lamina.toml"
+    )]
+    ProjectIsAFile { dir: PathBuf },
     #[error("`{dir}` (given by --project) does not exist; check the path")]
     NoProjectFolder { dir: PathBuf },
     #[error(transparent)]
@@ -467,14 +477,12 @@ fn manifest_in(dir: &Path) -> Result<PathBuf, ManifestError> {
         return Ok(dir.to_path_buf());
     }
     let path = dir.join(MANIFEST_FILE);
-    match (path.is_file(), dir.exists()) {
-        (true, _) => Ok(path),
-        (false, true) => Err(ManifestError::NotInProject {
-            dir: dir.to_path_buf(),
-        }),
-        (false, false) => Err(ManifestError::NoProjectFolder {
-            dir: dir.to_path_buf(),
-        }),
+    let dir = dir.to_path_buf();
+    match (path.is_file(), dir.is_dir(), dir.exists()) {
+        (true, _, _) => Ok(path),
+        (false, true, _) => Err(ManifestError::NotInProject { dir }),
+        (false, false, true) => Err(ManifestError::ProjectIsAFile { dir }),
+        (false, false, false) => Err(ManifestError::NoProjectFolder { dir }),
     }
 }
 

@@ -206,7 +206,7 @@ impl Reader<'_> {
                 .path(table, &prefix, "source")?
                 .unwrap_or_else(|| default_function_source(name)),
             layers,
-            architectures: self.architectures(table, &prefix)?,
+            architectures: self.function_architecture(table, &prefix)?,
             runtime,
             handler,
             role,
@@ -285,6 +285,26 @@ impl Reader<'_> {
             )),
             None => Ok(vec![ARCHITECTURES[0].to_string()]),
         }
+    }
+
+    /// A function's `architectures`: like a layer's, but with exactly one.
+    fn function_architecture(
+        &self,
+        table: &dyn TableLike,
+        prefix: &str,
+    ) -> Result<Vec<String>, ManifestError> {
+        let architectures = self.architectures(table, prefix)?;
+        if architectures.len() == 1 {
+            return Ok(architectures);
+        }
+        Err(self.invalid(
+            &format!("{prefix}.architectures"),
+            table.get("architectures").and_then(Item::span),
+            ValueError::SeveralArchitectures {
+                value: format!("{architectures:?}"),
+                count: architectures.len(),
+            },
+        ))
     }
 
     /// `[layers.NAME]` or `[functions.NAME]` tables, each read by `read`.

@@ -445,6 +445,10 @@ fn function_add_errors_name_the_bad_value() {
             &["`shared@1`", "already in the list"],
         ),
         (vec!["f", "--runtime", "nodejs22.x"], &["missing --handler"]),
+        (
+            [&["f"][..], &node, &["--arch", "x86_64,arm64"]].concat(),
+            &["--arch", "runs on one architecture"],
+        ),
     ];
     for (args, expected) in cases {
         let assert = lamina(dir.path())

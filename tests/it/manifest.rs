@@ -84,6 +84,14 @@ fn project_flag_overrides_the_search() {
         matches!(error, ManifestError::NotInProject { .. }),
         "{error:?}"
     );
+    let file = support::write(elsewhere.path(), "notes.txt", b"");
+    let error = Manifest::discover(Some(&file), outer.path()).unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains("is a file, not a project folder"),
+        "{error}"
+    );
 }
 
 /// Each bad manifest must fail with a message that names the file, the line, the key, the bad
@@ -185,6 +193,16 @@ fn each_validation_error_names_file_key_and_value() {
         (
             "[functions.api]\nhandler = \"index.handler\"\n",
             &["`functions.api.runtime`", "missing"],
+        ),
+        (
+            "[functions.api]\nruntime = \"nodejs22.x\"\nhandler = \"index.handler\"\n\
+             architectures = [\"x86_64\", \"arm64\"]\n",
+            &[
+                "line 4",
+                "`functions.api.architectures`",
+                "2 architectures",
+                "runs on one",
+            ],
         ),
         (
             "[layers.shared]\n[functions.api]\nruntime = \"nodejs22.x\"\n\
