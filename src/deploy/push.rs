@@ -399,7 +399,8 @@ struct CheckedLayer {
     label: String,
     /// `None` when unknown (external layers); empty when it fits every runtime.
     runtimes: Option<Vec<String>>,
-    /// `None` when unknown (external layers); empty when it fits every architecture.
+    /// `None` when not checked (external layers, pinned versions); empty when it fits every
+    /// architecture.
     architectures: Option<Vec<String>>,
     /// `None` when unknown.
     unzipped_size: Option<u64>,
@@ -659,15 +660,30 @@ impl Planner<'_> {
             });
             return Ok(None);
         };
+        let version = version.clone();
+        // Whether an older version holds code or assets alone is not known here, and a version
+        // cannot take another architecture after it is published: a mismatch is a note.
+        let label = format!("`{layer}` version {number}");
+        let declared = &version.architectures;
+        let missing = (function.architectures.iter())
+            .find(|architecture| !declared.is_empty() && !declared.contains(architecture));
+        if let Some(architecture) = missing {
+            self.notes.push(format!(
+                "function `{}` runs on `{architecture}`, but layer {label} was published for {}; \
+                 if it holds native code, pin a version published for `{architecture}`",
+                function.name,
+                crate::deploy::quote_all(declared)
+            ));
+        }
         Ok(Some(CheckedLayer {
             resolved: ResolvedLayer::Existing {
                 layer: layer.to_string(),
                 version: number,
-                arn: version.arn.clone(),
+                arn: version.arn,
             },
-            label: format!("`{layer}` version {number}"),
-            runtimes: Some(version.runtimes.clone()),
-            architectures: Some(version.architectures.clone()),
+            label,
+            runtimes: Some(version.runtimes),
+            architectures: None,
             unzipped_size: version.unzipped_size,
         }))
     }
