@@ -671,6 +671,8 @@ fn list_versions(context: &Context, args: VersionsArgs) -> Result<()> {
         &[
             "VERSION",
             "DIGEST",
+            "RUNTIMES",
+            "ARCH",
             "DESCRIPTION",
             "CREATED",
             "ACCESS",
@@ -705,6 +707,8 @@ fn version_row(info: &VersionInfo) -> Vec<String> {
     vec![
         version.version.to_string(),
         digest,
+        output::list_or_none(&version.runtimes),
+        output::list_or_none(&version.architectures),
         version.description.clone(),
         version.created.clone(),
         version.access.to_string(),

@@ -1150,6 +1150,14 @@ fn push_of_the_example_publishes_once_then_nothing() {
         second["stats"]["files_hashed"], 0,
         "a warm push reads no file content"
     );
+
+    // The lists a version was published for, which a manifest edit does not change.
+    lamina(dir.path())
+        .args(["layer", "versions", "shared"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("RUNTIMES"))
+        .stdout(predicate::str::contains("nodejs22.x, python3.12  x86_64"));
 }
 
 #[test]
