@@ -28,8 +28,9 @@
 //!   (install path, name and version for npm, as npm's own check of its hidden lock file does;
 //!   name and version of each `.dist-info` for Pipfile.lock) is recorded as it is
 //!   ([`InstallOutcome::Adopted`]). Only an npm lock or a Pipfile.lock can be compared; yarn,
-//!   pnpm and requirements.txt trees without a record are installed. Once a record exists only
-//!   the record counts.
+//!   pnpm and requirements.txt trees without a record are installed, and so is an npm tree whose
+//!   lock does not record package.json's declarations (npm ci then refuses it, saying why).
+//!   Once a record exists only the record counts.
 //! - **Nothing declared.** A package.json without dependencies (and an npm lock that resolves
 //!   none), or a Pipfile.lock with an empty `default` section, needs no install
 //!   ([`InstallOutcome::NoDependencies`]); packages an earlier install left are removed

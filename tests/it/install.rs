@@ -301,6 +301,27 @@ fn npm_install_without_a_lock_keeps_the_lock_it_writes() {
 }
 
 #[test]
+fn a_tree_is_not_adopted_when_package_json_declares_what_the_lock_does_not() {
+    let (project, tiny) = node_project("1.0.0");
+    project.prepare_one(&offline());
+    // A fresh checkout: the tree matches the lock, and lamina has no record of it.
+    std::fs::remove_file(project.state_file()).unwrap();
+    let other = pack(&project.node_dir().join("vendor"), "other", "1.0.0", false);
+    write_node_project(&project.node_dir(), &[&tiny, &other], false);
+
+    // npm ci refuses such a lock, and lamina lets it say why instead of adopting the tree.
+    let error = project.prepare(&offline()).unwrap_err().to_string();
+    assert!(error.contains("npm ci failed"), "{error}");
+    assert!(error.contains("in sync"), "{error}");
+
+    write_node_project(&project.node_dir(), &[&tiny], false);
+    assert_eq!(
+        project.prepare_one(&offline()).outcome,
+        InstallOutcome::Adopted
+    );
+}
+
+#[test]
 fn an_npm_failure_shows_the_cause_npm_states_before_its_usage() {
     let (project, tiny) = node_project("1.0.0");
     // A dependency the lock does not have: `npm ci` names the mismatch, then prints its usage.

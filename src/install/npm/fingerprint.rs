@@ -290,6 +290,9 @@ pub struct NodeInputs {
     pub declares_packages: bool,
     /// The resolved set of an npm lock; `None` for yarn, pnpm and no lock file.
     pub resolved: Option<Vec<ResolvedPackage>>,
+    /// Whether package.json declares what the npm lock's root package says it declares, as
+    /// `npm ci` requires; `true` when the lock does not say (no root entry, not an npm lock).
+    pub lock_in_sync: bool,
 }
 
 /// Reads package.json and the lock file of `node_dir`.
@@ -299,11 +302,16 @@ pub fn read_inputs(
     architectures: &[Architecture],
 ) -> Result<NodeInputs, InstallError> {
     let package_json = read_json(&node_dir.join("package.json"), "package.json")?;
+    let mut lock_in_sync = true;
     let lock_input = match lock.file_name().map(|name| node_dir.join(name)) {
         None => LockInput::None,
-        Some(path) if lock.is_npm() => LockInput::Resolved {
-            packages: resolved_packages(&read_json(&path, "npm lock file")?),
-        },
+        Some(path) if lock.is_npm() => {
+            let lock = read_json(&path, "npm lock file")?;
+            lock_in_sync = declares_as_lock_root(&package_json, &lock);
+            LockInput::Resolved {
+                packages: resolved_packages(&lock),
+            }
+        }
         Some(path) => {
             let text = fs_err::read_to_string(&path)?.replace("\r\n", "\n");
             LockInput::Bytes {
@@ -322,7 +330,36 @@ pub fn read_inputs(
         fingerprint,
         declares_packages: declares_packages(&package_json) || lock_resolves_packages,
         resolved,
+        lock_in_sync,
     })
+}
+
+/// The dependency fields that an npm lock's root package (`packages[""]`) copies from
+/// package.json.
+const ROOT_DECLARATIONS: [&str; 4] = [
+    "dependencies",
+    "optionalDependencies",
+    "devDependencies",
+    "peerDependencies",
+];
+
+/// Whether package.json declares, field by field, what the lock's root package records; `true`
+/// for a lock without a root package (lockfileVersion 1), which cannot be compared.
+fn declares_as_lock_root(package_json: &Value, lock: &Value) -> bool {
+    let Some(root) = lock.get("packages").and_then(|packages| packages.get("")) else {
+        return true;
+    };
+    let empty = serde_json::Map::new();
+    let field = |value: &Value, name: &str| {
+        value
+            .get(name)
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_else(|| empty.clone())
+    };
+    ROOT_DECLARATIONS
+        .iter()
+        .all(|name| field(package_json, name) == field(root, name))
 }
 
 /// Reads package.json and the lock file of `node_dir` and computes their fingerprint.

@@ -240,9 +240,11 @@ pub(super) fn prepare(
     }
 
     let tree = || Ok(installed_tree_fingerprint(&target)?.to_hex().to_string());
+    // A tree is adopted only as `npm ci` would have installed it, and npm refuses a lock that
+    // does not record package.json's declarations: then it runs, and says so.
     let matches_lock = || match &inputs.resolved {
-        Some(resolved) => tree_matches_lock(&target, resolved),
-        None => Ok(false),
+        Some(resolved) if inputs.lock_in_sync => tree_matches_lock(&target, resolved),
+        _ => Ok(false),
     };
     let record = state.record(Ecosystem::Node);
     match decide(record, &install.fingerprint, &target, tree, matches_lock)? {
