@@ -1,15 +1,16 @@
 //! Asking the user, only when someone is there to answer.
 //!
-//! A prompt is shown only when stdin is a terminal. Otherwise the command fails with a message
-//! that names the flag to pass, because a script waiting on a prompt nobody sees would hang.
+//! A prompt is shown only when stdin and stderr (where it is drawn) are terminals. Otherwise the
+//! command fails with a message that names the flag to pass, because a script waiting on a
+//! prompt nobody sees would hang.
 
 use std::io::IsTerminal;
 
 use anyhow::{bail, Result};
 use dialoguer::Input;
 
-pub(crate) fn stdin_is_terminal() -> bool {
-    std::io::stdin().is_terminal()
+fn can_ask() -> bool {
+    std::io::stdin().is_terminal() && std::io::stderr().is_terminal()
 }
 
 /// Asks for a value that a flag did not give. `check` returns why an answer is not accepted.
@@ -19,7 +20,7 @@ pub(crate) fn ask(
     flag: &str,
     check: impl Fn(&str) -> Result<(), String>,
 ) -> Result<String> {
-    if !stdin_is_terminal() {
+    if !can_ask() {
         bail!("missing {flag}: pass it on the command line (there is no terminal to ask on)");
     }
     let mut input = Input::<String>::new().with_prompt(question);
@@ -37,7 +38,7 @@ pub(crate) fn ask(
 /// Only `y`, `yes`, `n` and `no` (any case) answer it, and an empty answer takes the default;
 /// anything else asks again. A stray word never counts as a yes.
 pub(crate) fn confirm(question: &str, default: bool, refusal: &str) -> Result<bool> {
-    if !stdin_is_terminal() {
+    if !can_ask() {
         bail!("{refusal}");
     }
     let hint = if default { "(Y/n)" } else { "(y/N)" };

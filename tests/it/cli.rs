@@ -1065,6 +1065,13 @@ fn the_push_question_takes_only_yes_or_no() {
         .stdout(predicate::str::contains("push cancelled"));
     assert!(!registry.join("layers").exists(), "nothing published");
 
+    // With stderr, where the question is drawn, sent to a file, nobody would see it.
+    let log = dir.path().join("push.log");
+    let redirected = format!("push 2>{}", log.display());
+    on_a_terminal(dir.path(), &redirected, "yes\n").failure();
+    assert!(read(&log).contains("--yes"), "{}", read(&log));
+    assert!(!registry.join("layers").exists(), "nothing published");
+
     on_a_terminal(dir.path(), "push", "yes\n").success();
     assert!(registry.join("layers/shared/versions/1.json").exists());
 }
