@@ -124,6 +124,14 @@ pub struct FunctionState {
     pub role: Option<String>,
 }
 
+impl FunctionState {
+    /// Whether `wanted` is another role than the function's. No role wanted keeps the function's
+    /// own, as Lambda does, so it never differs.
+    pub fn role_differs(&self, wanted: Option<&String>) -> bool {
+        wanted.is_some_and(|role| self.role.as_ref() != Some(role))
+    }
+}
+
 /// A request to create or update a function.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeployFunction {

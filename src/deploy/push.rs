@@ -804,13 +804,10 @@ impl Planner<'_> {
             return Ok(FunctionAction::Create);
         };
         let code_changed = state.code_sha256 != zip.code_sha256;
-        // A function without a `role` keeps the one it has.
-        let role_changed =
-            (config.role.as_ref()).is_some_and(|role| state.role.as_ref() != Some(role));
         let config_changed = state.runtime != config.runtime
             || state.handler != config.handler
             || state.architectures != config.architectures
-            || role_changed;
+            || state.role_differs(config.role.as_ref());
         let known_arns: Option<Vec<&str>> = layers.iter().map(ResolvedLayer::arn).collect();
         let layers_changed = match known_arns {
             Some(arns) => state.layers != arns,

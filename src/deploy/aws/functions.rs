@@ -105,12 +105,10 @@ impl AwsTarget {
             self.update_code(request)?;
             current = self.wait_ready(&request.name)?;
         }
-        let is_role_stale =
-            (request.role.as_ref()).is_some_and(|role| current.role.as_ref() != Some(role));
         let is_configuration_stale = current.layers != request.layers
             || current.runtime != request.runtime
             || current.handler != request.handler
-            || is_role_stale;
+            || current.role_differs(request.role.as_ref());
         if is_configuration_stale {
             self.update_configuration(request)?;
             current = self.wait_ready(&request.name)?;
