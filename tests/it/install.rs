@@ -322,6 +322,34 @@ fn a_tree_is_not_adopted_when_package_json_declares_what_the_lock_does_not() {
 }
 
 #[test]
+fn a_tree_npm_installed_with_a_dependency_also_optional_is_adopted() {
+    let project = Project::new(&["nodejs20.x"], &["x86_64"]);
+    let node_dir = project.node_dir();
+    let tiny = pack(&node_dir.join("vendor"), "tiny", "1.0.0", false);
+    let spec = format!("file:vendor/{}", tiny.file_name);
+    let package_json = json!({"name": "layer", "version": "1.0.0",
+        "dependencies": {"tiny": spec}, "optionalDependencies": {"tiny": spec}});
+    support::write(
+        &node_dir,
+        "package.json",
+        package_json.to_string().as_bytes(),
+    );
+    // npm itself writes the lock, filing `tiny` under optionalDependencies alone.
+    let status = Command::new("npm")
+        .args(["install", "--offline", "--no-audit", "--no-fund"])
+        .current_dir(&node_dir)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+
+    assert_eq!(
+        project.prepare_one(&offline()).outcome,
+        InstallOutcome::Adopted
+    );
+}
+
+#[test]
 fn an_npm_failure_shows_the_cause_npm_states_before_its_usage() {
     let (project, tiny) = node_project("1.0.0");
     // A dependency the lock does not have: `npm ci` names the mismatch, then prints its usage.

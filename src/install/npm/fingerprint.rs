@@ -344,22 +344,24 @@ const ROOT_DECLARATIONS: [&str; 4] = [
 ];
 
 /// Whether package.json declares, field by field, what the lock's root package records; `true`
-/// for a lock without a root package (lockfileVersion 1), which cannot be compared.
+/// for a lock without a root package (lockfileVersion 1), which cannot be compared. npm records
+/// a name that package.json has in both `dependencies` and `optionalDependencies` under the
+/// latter alone, and so is it compared.
 fn declares_as_lock_root(package_json: &Value, lock: &Value) -> bool {
     let Some(root) = lock.get("packages").and_then(|packages| packages.get("")) else {
         return true;
     };
-    let empty = serde_json::Map::new();
     let field = |value: &Value, name: &str| {
-        value
-            .get(name)
-            .and_then(Value::as_object)
-            .cloned()
-            .unwrap_or_else(|| empty.clone())
+        (value.get(name).and_then(Value::as_object).cloned()).unwrap_or_default()
     };
-    ROOT_DECLARATIONS
-        .iter()
-        .all(|name| field(package_json, name) == field(root, name))
+    let optional = field(package_json, "optionalDependencies");
+    ROOT_DECLARATIONS.iter().all(|&name| {
+        let mut declared = field(package_json, name);
+        if name == "dependencies" {
+            declared.retain(|dependency, _| !optional.contains_key(dependency));
+        }
+        declared == field(root, name)
+    })
 }
 
 /// Reads package.json and the lock file of `node_dir` and computes their fingerprint.
@@ -509,6 +511,29 @@ fn platform_label(architectures: &[Architecture]) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn package_json_agrees_with_the_lock_root_as_npm_writes_it() {
+        let package_json = json!({"dependencies": {"a": "1.0.0", "b": "^2"},
+                                  "optionalDependencies": {"b": "^2", "c": "3.0.0"}});
+        // npm files `b` under optionalDependencies alone.
+        let lock = |root: Value| json!({"lockfileVersion": 3, "packages": {"": root}});
+        let written = lock(json!({"name": "x", "dependencies": {"a": "1.0.0"},
+                                  "optionalDependencies": {"b": "^2", "c": "3.0.0"}}));
+        assert!(declares_as_lock_root(&package_json, &written));
+
+        let missing = lock(json!({"dependencies": {"a": "1.0.0"},
+                                  "optionalDependencies": {"b": "^2"}}));
+        assert!(!declares_as_lock_root(&package_json, &missing));
+        let other_spec = lock(json!({"dependencies": {"a": "1.0.1"},
+                                     "optionalDependencies": {"b": "^2", "c": "3.0.0"}}));
+        assert!(!declares_as_lock_root(&package_json, &other_spec));
+        // lockfileVersion 1 has no root package to compare with.
+        assert!(declares_as_lock_root(
+            &package_json,
+            &json!({"lockfileVersion": 1})
+        ));
+    }
 
     const X86: &[Architecture] = &[Architecture::X86_64];
     const ARM: &[Architecture] = &[Architecture::Arm64];
