@@ -945,7 +945,10 @@ fn find_package_lists(
         };
         match cache.package_files(package.kind, &fingerprint)? {
             // The conflict mark: copies under this fingerprint differ, so the package is walked.
-            Some(entries) if entries.is_empty() => lists.push(ListSource::Walk),
+            Some(entries) if entries.is_empty() => {
+                debug!(package = %package.source_dir, "its copies differ: walking the package");
+                lists.push(ListSource::Walk)
+            }
             Some(entries) => lists.push(ListSource::Found {
                 fingerprint,
                 entries,

@@ -107,8 +107,10 @@ fn insert_packages(
          ON CONFLICT (kind, fingerprint) DO UPDATE SET
              entries = excluded.entries,
              entries_hash = excluded.entries_hash,
-             last_used_at = excluded.last_used_at",
+             last_used_at = excluded.last_used_at
+         WHERE packages.entries_hash != ?6",
     )?;
+    let conflict = PackageList::conflict().hash();
     for (kind, fingerprint, PackageList(encoded)) in packages {
         let hash = blake3::hash(encoded);
         statement.execute(params![
@@ -116,7 +118,8 @@ fn insert_packages(
             fingerprint.as_bytes(),
             encoded,
             hash.as_bytes(),
-            now
+            now,
+            conflict.as_bytes()
         ])?;
     }
     Ok(())

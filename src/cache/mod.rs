@@ -349,9 +349,15 @@ impl From<Vec<Entry>> for PackageList {
 impl PackageList {
     /// The list with no entries, which no package has (its package.json is always one of its
     /// own files): stored under a fingerprint whose copies were seen with different files, so
-    /// that manifests mode walks them instead of trusting either list.
+    /// that manifests mode walks them instead of trusting either list. No other list replaces
+    /// it in the cache, whether from a build, a shared cache or `cache import`.
     pub fn conflict() -> PackageList {
         PackageList::from(&[][..])
+    }
+
+    /// The blake3 of the encoded list, as the cache stores it beside the list.
+    pub fn hash(&self) -> blake3::Hash {
+        blake3::hash(&self.0)
     }
 }
 

@@ -213,7 +213,8 @@ pub fn check_preimage(digest: &Digest, preimage: &[u8]) -> Result<Vec<Entry>, St
 }
 
 /// The entries of a package list (in its stored preimage form), after checking its framing and,
-/// for a node package, that it belongs to `fingerprint`.
+/// for a node package, that it belongs to `fingerprint`. The conflict mark (no entries; see
+/// [`PackageList::conflict`](crate::cache::PackageList::conflict)) belongs to any fingerprint.
 pub fn check_package_list(
     kind: PackageKind,
     fingerprint: &blake3::Hash,
@@ -223,7 +224,7 @@ pub fn check_package_list(
     if parsed.pack_format != PACKAGE_LIST_LABEL {
         return Err(format!("it is framed as `{}`", parsed.pack_format));
     }
-    if kind == PackageKind::Node {
+    if kind == PackageKind::Node && !parsed.entries.is_empty() {
         let manifest = parsed
             .entries
             .iter()

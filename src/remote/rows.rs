@@ -19,7 +19,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use rusqlite::{params, OptionalExtension, Transaction};
 use serde::{Deserialize, Serialize};
 
-use crate::cache::{Cache, CacheError, Owner, ZipRecord};
+use crate::cache::{Cache, CacheError, Owner, PackageList, ZipRecord};
 use crate::digest::Digest;
 use crate::scan::PackageKind;
 
@@ -224,7 +224,8 @@ pub fn package_list(
         .map(|(entries, _)| entries))
 }
 
-/// Stores a package list as the engine's commit does (an existing one is replaced).
+/// Stores a package list as the engine's commit does: an existing one is replaced, unless it is
+/// the conflict mark, which stays.
 pub fn upsert_package(
     transaction: &Transaction<'_>,
     kind: PackageKind,
@@ -237,13 +238,15 @@ pub fn upsert_package(
          VALUES (?1, ?2, ?3, ?4, ?5, ?5)
          ON CONFLICT (kind, fingerprint) DO UPDATE SET
              entries = excluded.entries, entries_hash = excluded.entries_hash,
-             last_used_at = excluded.last_used_at",
+             last_used_at = excluded.last_used_at
+         WHERE packages.entries_hash != ?6",
         params![
             kind_name(kind),
             fingerprint.as_bytes(),
             encoded,
             blake3::hash(encoded).as_bytes(),
-            now
+            now,
+            PackageList::conflict().hash().as_bytes(),
         ],
     )?;
     Ok(())

@@ -69,6 +69,42 @@ fn manifests_mode_after_an_import_reads_only_package_manifests() {
     assert_eq!(stats["files_hashed"], 0);
 }
 
+#[test]
+fn a_package_whose_copies_differ_stays_marked_through_verify_export_and_import() {
+    let a = Machine::first();
+    let (pristine, _) = a.build(&[]);
+    let b = Machine::copy_of(&a);
+    b.build(&[]);
+    let dir = tempdir();
+    let from_b = dir.path().join("b.tar");
+    export(&b, &from_b);
+
+    // An edit inside node_modules, as patch-package makes: package.json stays as it was.
+    write(
+        &a.layer(),
+        "lib/nodejs/node_modules/left-pad/index.js",
+        b"module.exports = 'patched';\n",
+    );
+    let (patched, _) = a.build(&[]);
+    assert_ne!(patched["digest"], pristine["digest"]);
+
+    // The conflict mark is not damage, and the other checkout's list does not replace it.
+    let verified = a.run(&["cache", "verify"]);
+    assert!(verified.status.success(), "{}", stderr(&verified));
+    let (imported, warnings) = import(&a, &from_b);
+    assert_eq!(imported["dropped"], Value::Array(vec![]), "{warnings}");
+    let (manifests, _) = a.build(&["--fingerprint", "manifests"]);
+    assert_eq!(manifests["digest"], patched["digest"]);
+
+    // The mark travels, and where it arrives the package is walked: still the right digest.
+    let from_a = dir.path().join("a.tar");
+    export(&a, &from_a);
+    let (imported, warnings) = import(&b, &from_a);
+    assert_eq!(imported["dropped"], Value::Array(vec![]), "{warnings}");
+    let (manifests, _) = b.build(&["--fingerprint", "manifests"]);
+    assert_eq!(manifests["digest"], pristine["digest"]);
+}
+
 /// Rewrites the export at `file` with `damage` applied to the member whose name passes `pick`.
 fn damage_member(file: &Path, pick: impl Fn(&str) -> bool, damage: impl Fn(&mut Vec<u8>)) {
     let mut archive = tar::Archive::new(std::fs::File::open(file).unwrap());
