@@ -384,6 +384,11 @@ struct RemoveReport {
 
 fn remove(context: &Context, args: RemoveArgs) -> Result<()> {
     let (mut document, manifest) = context.manifest_document()?;
+    if let Some(name) = args.name.as_deref() {
+        if !manifest.functions.contains_key(name) && !args.keep_deployed {
+            return remove_deployed_only(context, &manifest, name, &args);
+        }
+    }
     let name = function_name(&manifest, args.name.clone())?;
     document.remove_function(&name)?;
     let function = manifest.functions[&name].clone();
@@ -407,6 +412,44 @@ fn remove(context: &Context, args: RemoveArgs) -> Result<()> {
         return output::json(&report);
     }
     print_removed(&report);
+    Ok(())
+}
+
+/// What `function remove` did with a function that lamina.toml no longer names.
+#[derive(Debug, Serialize)]
+struct DeployedOnlyReport {
+    function: String,
+    target: String,
+    deleted: bool,
+}
+
+/// Removes a function that is deployed but no longer in lamina.toml (deleted from it by hand):
+/// deletes it from the target, or, when it is not deployed either, fails as for any unknown
+/// name.
+fn remove_deployed_only(
+    context: &Context,
+    manifest: &Manifest,
+    name: &str,
+    args: &RemoveArgs,
+) -> Result<()> {
+    let mut target = open_target(context, manifest, args.target)?;
+    if target.function(name)?.is_none() {
+        function_name(manifest, Some(name.to_owned()))?;
+    }
+    let deleted = delete_deployed(target.as_mut(), name, args.yes)?;
+    tracing::info!(function = %name, deleted, "deployed function removed");
+    let report = DeployedOnlyReport {
+        function: name.to_owned(),
+        target: target.describe(),
+        deleted,
+    };
+    if context.json {
+        return output::json(&report);
+    }
+    println!(
+        "function `{name}` is not in lamina.toml; deleted the deployed function from {}",
+        report.target
+    );
     Ok(())
 }
 

@@ -14,7 +14,7 @@ use crate::deploy::push::{
     self, FunctionOutcome, FunctionReport, LayerOutcome, LayerReport, PlanOptions, PushError,
     PushReport,
 };
-use crate::deploy::pushed;
+use crate::deploy::{pushed, Target};
 use crate::install::InstallReport;
 use crate::manifest::{Manifest, TargetKind};
 
@@ -71,6 +71,7 @@ pub(crate) fn run(context: &Context, args: PushArgs, bars: &Bars) -> Result<()> 
         &options,
     )?;
 
+    note_forgotten_functions(&manifest, kind, target.as_mut());
     if plan.has_changes() {
         show_plan(context, &plan.render());
         if !args.yes {
@@ -111,6 +112,34 @@ pub(crate) fn run(context: &Context, args: PushArgs, bars: &Bars) -> Result<()> 
     }
     print_summary(&result);
     Ok(())
+}
+
+/// Notes each function that this checkout deployed to the target, that is still there, and that
+/// lamina.toml no longer names: push leaves it alone, and nothing else would say so.
+fn note_forgotten_functions(manifest: &Manifest, kind: TargetKind, target: &mut dyn Target) {
+    let key = pushed::target_key(kind, manifest);
+    let pushed = Cache::open(&manifest.state_dir().cache_db())
+        .map_err(anyhow::Error::from)
+        .and_then(|cache| Ok(pushed::pushed_functions(&cache, &key)?));
+    let names = match pushed {
+        Ok(names) => names,
+        Err(error) => {
+            tracing::debug!(%error, "deployed functions not checked against lamina.toml");
+            return;
+        }
+    };
+    let forgotten = names
+        .into_iter()
+        .filter(|name| !manifest.functions.contains_key(name));
+    for name in forgotten {
+        if let Ok(Some(_)) = target.function(&name) {
+            output::note(format!(
+                "function `{name}` is deployed on {} but no longer in lamina.toml; push leaves \
+                 it there, and `lamina function remove {name}` deletes it",
+                target.describe()
+            ));
+        }
+    }
 }
 
 /// Records in the cache what `report` pushed, for `lamina status`. A failure here loses nothing

@@ -152,6 +152,23 @@ pub fn last_pushed(
         .map_err(|source| cache.sql_error(source))
 }
 
+/// The functions this checkout has deployed to `target`, by name.
+pub fn pushed_functions(cache: &Cache, target: &str) -> Result<Vec<String>, CacheError> {
+    let sql = "SELECT DISTINCT owner FROM pushes WHERE target = ?1 AND owner LIKE 'function:%'
+               ORDER BY owner";
+    let sql_error = |source| cache.sql_error(source);
+    let mut statement = cache.connection().prepare(sql).map_err(sql_error)?;
+    let owners = statement
+        .query_map(params![target], |row| row.get::<_, String>(0))
+        .map_err(sql_error)?;
+    let mut names = Vec::new();
+    for owner in owners {
+        let owner = owner.map_err(sql_error)?;
+        names.extend(owner.strip_prefix("function:").map(str::to_owned));
+    }
+    Ok(names)
+}
+
 fn read_row(row: &Row<'_>) -> rusqlite::Result<PushRecord> {
     let digest: Vec<u8> = row.get(0)?;
     let digest: [u8; 32] = digest.try_into().map_err(|_| {

@@ -1110,6 +1110,51 @@ fn a_requirements_txt_that_the_pipfile_lock_overrides_is_named() {
 }
 
 #[test]
+fn a_function_deleted_from_lamina_toml_by_hand_is_named_and_can_be_removed() {
+    let dir = example_project();
+    lamina(dir.path())
+        .args(["push", "--yes"])
+        .assert()
+        .success();
+    let manifest = dir.path().join("lamina.toml");
+    let text = read(&manifest);
+    let kept = &text[..text.find("[functions.report]").unwrap()];
+    std::fs::write(&manifest, kept).unwrap();
+    let record = dir.path().join(".lamina/registry/functions/report.json");
+
+    lamina(dir.path())
+        .args(["push", "--yes"])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains(
+            "function `report` is deployed on local registry",
+        ))
+        .stderr(predicate::str::contains(
+            "`lamina function remove report` deletes it",
+        ));
+    assert!(record.exists(), "push leaves it deployed");
+
+    lamina(dir.path())
+        .args(["function", "remove", "report", "--yes"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "`report` is not in lamina.toml; deleted",
+        ));
+    assert!(!record.exists());
+    lamina(dir.path())
+        .args(["push", "--yes"])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("`report`").not());
+    lamina(dir.path())
+        .args(["function", "remove", "report", "--yes"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("has no function `report`"));
+}
+
+#[test]
 fn push_of_the_example_publishes_once_then_nothing() {
     let dir = example_project();
     let first = json_run(dir.path(), &["push", "--yes"]);
