@@ -506,12 +506,13 @@ pub fn build(
         update.used_packages = std::mem::take(&mut listing.used_packages);
     }
     if changed || previous.is_none() {
-        let mut touched: Vec<&str> = (changes.added.iter())
-            .chain(&changes.removed)
-            .chain(&changes.modified)
-            .map(String::as_str)
-            .collect();
-        touched.sort_unstable();
+        // Without a previous build every package is compared; with one, those it changed.
+        let mut touched: Vec<&str> = Vec::new();
+        if previous.is_some() {
+            let lists = [&changes.added, &changes.removed, &changes.modified];
+            touched.extend(lists.into_iter().flatten().map(String::as_str));
+            touched.sort_unstable();
+        }
         let touched = previous.is_some().then_some(touched.as_slice());
         let learned = new_package_lists(cache, &output.packages, &entries, touched)?;
         update.packages.extend(learned);
@@ -1107,24 +1108,26 @@ fn new_package_lists(
     entries: &[Entry],
     touched: Option<&[&str]>,
 ) -> Result<Vec<(PackageKind, blake3::Hash, PackageList)>, BuildError> {
-    let by_path: HashMap<&str, &Entry> = entries.iter().map(|e| (e.path.as_str(), e)).collect();
     // The node packages by fingerprint. The Python install's list is keyed by its lock file,
     // which build reads only in manifests mode; in stat mode, lists are learned for node
     // packages alone.
     let mut copies: BTreeMap<[u8; 32], Vec<&PackageDir>> = BTreeMap::new();
     for package in packages.iter().filter(|p| p.kind == PackageKind::Node) {
         let manifest = format!("{}/package.json", package.zip_dir);
-        if let Some(entry) = by_path.get(manifest.as_str()) {
-            let fingerprint = *entry.content_hash.as_bytes();
+        // `entries` is sorted by the bytes of its paths.
+        let found = entries.binary_search_by(|entry| entry.path.as_str().cmp(&manifest));
+        if let Ok(index) = found {
+            let fingerprint = *entries[index].content_hash.as_bytes();
             copies.entry(fingerprint).or_default().push(package);
         }
     }
-    let conflict_hash = blake3::hash(&PackageList::conflict().0);
+    let kind = PackageKind::Node;
+    let stored = cache.package_list_hashes(kind)?;
+    let conflict_hash = PackageList::conflict().hash();
     let mut lists = Vec::new();
     for (fingerprint, copies) in copies {
+        let cached = stored.get(&fingerprint).copied();
         let fingerprint = blake3::Hash::from_bytes(fingerprint);
-        let kind = PackageKind::Node;
-        let cached = cache.package_list_hash(kind, &fingerprint)?;
         let may_differ = copies.len() > 1
             || touched.is_none_or(|paths| copies.iter().any(|copy| holds_any(copy, paths)));
         if cached == Some(conflict_hash) || (cached.is_some() && !may_differ) {
@@ -1139,7 +1142,7 @@ fn new_package_lists(
         }
         let list = match (seen.len(), cached) {
             (1, None) => seen.pop().expect("one list"),
-            (1, Some(cached)) if cached == blake3::hash(&seen[0].0) => continue,
+            (1, Some(cached)) if cached == seen[0].hash() => continue,
             _ => {
                 debug!(fingerprint = %fingerprint.to_hex(), "package copies differ: list marked");
                 PackageList::conflict()

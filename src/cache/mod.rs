@@ -577,16 +577,6 @@ impl Cache {
         kind: PackageKind,
         fingerprint: &blake3::Hash,
     ) -> Result<bool, CacheError> {
-        Ok(self.package_list_hash(kind, fingerprint)?.is_some())
-    }
-
-    /// The blake3 of the encoded entry list cached for the package, checked against the stored
-    /// hash as [`Cache::package_files`] checks it, without decoding the entries.
-    pub fn package_list_hash(
-        &self,
-        kind: PackageKind,
-        fingerprint: &blake3::Hash,
-    ) -> Result<Option<blake3::Hash>, CacheError> {
         let stored = self
             .connection
             .prepare_cached(
@@ -596,23 +586,51 @@ impl Cache {
                 statement
                     .query_row(params![kind_name(kind), fingerprint.as_bytes()], |row| {
                         let entries = blake3::hash(row.get_ref(0)?.as_blob()?);
-                        let is_intact =
-                            entries.as_bytes().as_slice() == row.get_ref(1)?.as_blob()?;
-                        Ok((entries, is_intact))
+                        Ok(entries.as_bytes().as_slice() == row.get_ref(1)?.as_blob()?)
                     })
                     .optional()
             })
             .map_err(|e| self.sql_error(e))?;
         match stored {
-            None => Ok(None),
-            Some((entries, true)) => Ok(Some(entries)),
-            Some((_, false)) => Err(CacheError::DamagedPackageList {
+            None => Ok(false),
+            Some(true) => Ok(true),
+            Some(false) => Err(CacheError::DamagedPackageList {
                 path: self.path.clone(),
                 kind: kind_name(kind),
                 fingerprint: fingerprint.to_hex().to_string(),
                 reason: "its hash does not match the stored one".into(),
             }),
         }
+    }
+
+    /// The stored hash of every cached entry list of `kind`, by fingerprint, in one query that
+    /// reads no list: what a build compares the lists it sees with. A list whose bytes no longer
+    /// match its stored hash is found when it is read ([`Cache::package_files`]).
+    pub fn package_list_hashes(
+        &self,
+        kind: PackageKind,
+    ) -> Result<HashMap<[u8; 32], blake3::Hash>, CacheError> {
+        let sql_error = |e| self.sql_error(e);
+        let mut statement = (self.connection)
+            .prepare_cached("SELECT fingerprint, entries_hash FROM packages WHERE kind = ?1")
+            .map_err(sql_error)?;
+        let rows = statement
+            .query_map([kind_name(kind)], |row| {
+                Ok((row.get::<_, Vec<u8>>(0)?, row.get::<_, Vec<u8>>(1)?))
+            })
+            .map_err(sql_error)?;
+        let mut hashes = HashMap::new();
+        for row in rows {
+            let (fingerprint, hash) = row.map_err(sql_error)?;
+            // A row of another length is not a list this version of lamina wrote: as if absent.
+            if let (Ok(fingerprint), Ok(hash)) = (
+                <[u8; 32]>::try_from(fingerprint),
+                <[u8; 32]>::try_from(hash),
+            ) {
+                hashes.insert(fingerprint, blake3::Hash::from_bytes(hash));
+            }
+        }
+        Ok(hashes)
     }
 
     /// The zip record of `digest`, if one was built.
