@@ -101,6 +101,22 @@ fn insert_packages(
     packages: &[(PackageKind, blake3::Hash, PackageList)],
     now: i64,
 ) -> rusqlite::Result<()> {
+    for (kind, fingerprint, PackageList(encoded)) in packages {
+        store_package_list(transaction, *kind, fingerprint, encoded, now)?;
+    }
+    Ok(())
+}
+
+/// Stores an encoded package list under its fingerprint, for a build's commit and for
+/// `cache import` alike: a list stored before is replaced, unless it is the conflict mark
+/// ([`PackageList::conflict`]), which stays.
+pub(crate) fn store_package_list(
+    transaction: &Transaction<'_>,
+    kind: PackageKind,
+    fingerprint: &blake3::Hash,
+    encoded: &[u8],
+    now: i64,
+) -> rusqlite::Result<()> {
     let mut statement = transaction.prepare_cached(
         "INSERT INTO packages (kind, fingerprint, entries, entries_hash, created_at, last_used_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?5)
@@ -110,18 +126,14 @@ fn insert_packages(
              last_used_at = excluded.last_used_at
          WHERE packages.entries_hash != ?6",
     )?;
-    let conflict = PackageList::conflict().hash();
-    for (kind, fingerprint, PackageList(encoded)) in packages {
-        let hash = blake3::hash(encoded);
-        statement.execute(params![
-            kind_name(*kind),
-            fingerprint.as_bytes(),
-            encoded,
-            hash.as_bytes(),
-            now,
-            conflict.as_bytes()
-        ])?;
-    }
+    statement.execute(params![
+        kind_name(kind),
+        fingerprint.as_bytes(),
+        encoded,
+        blake3::hash(encoded).as_bytes(),
+        now,
+        PackageList::conflict().hash().as_bytes()
+    ])?;
     Ok(())
 }
 

@@ -51,6 +51,7 @@
 //! turning SQLite errors into [`CacheError`]s that name the file with [`Cache::sql_error`].
 
 mod commit;
+pub(crate) use commit::store_package_list;
 mod freshness;
 pub(crate) mod schema;
 

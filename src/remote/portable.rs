@@ -696,7 +696,7 @@ fn record(
             rows::upsert_zip(&transaction, zip, preimage, now)?;
         }
         for (kind, fingerprint, list) in packages {
-            rows::upsert_package(&transaction, *kind, fingerprint, list, now)?;
+            crate::cache::store_package_list(&transaction, *kind, fingerprint, list, now)?;
         }
         let mut added = 0;
         for row in aws_versions {

@@ -19,7 +19,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use rusqlite::{params, OptionalExtension, Transaction};
 use serde::{Deserialize, Serialize};
 
-use crate::cache::{Cache, CacheError, Owner, PackageList, ZipRecord};
+use crate::cache::{Cache, CacheError, Owner, ZipRecord};
 use crate::digest::Digest;
 use crate::scan::PackageKind;
 
@@ -222,34 +222,6 @@ pub fn package_list(
     Ok(row
         .filter(|(entries, hash)| blake3::hash(entries).as_bytes().as_slice() == hash)
         .map(|(entries, _)| entries))
-}
-
-/// Stores a package list as the engine's commit does: an existing one is replaced, unless it is
-/// the conflict mark, which stays.
-pub fn upsert_package(
-    transaction: &Transaction<'_>,
-    kind: PackageKind,
-    fingerprint: &blake3::Hash,
-    encoded: &[u8],
-    now: i64,
-) -> rusqlite::Result<()> {
-    transaction.execute(
-        "INSERT INTO packages (kind, fingerprint, entries, entries_hash, created_at, last_used_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?5)
-         ON CONFLICT (kind, fingerprint) DO UPDATE SET
-             entries = excluded.entries, entries_hash = excluded.entries_hash,
-             last_used_at = excluded.last_used_at
-         WHERE packages.entries_hash != ?6",
-        params![
-            kind_name(kind),
-            fingerprint.as_bytes(),
-            encoded,
-            blake3::hash(encoded).as_bytes(),
-            now,
-            PackageList::conflict().hash().as_bytes(),
-        ],
-    )?;
-    Ok(())
 }
 
 /// The digest each owner was last built as (the engine's `builds` table).
