@@ -407,10 +407,10 @@ impl Target for LocalRegistry {
         check_name("layer", &request.layer)?;
         let _lock = self.lock()?;
         let records = self.version_records(&request.layer)?;
-        let matching = (records.into_iter())
+        let versions: Vec<LayerVersion> = (records.iter())
             .map(|(_, record)| record.to_layer_version())
-            .filter(|version| version.holds(request));
-        if let Some(version) = matching.max_by_key(|version| version.version) {
+            .collect();
+        if let Some(version) = request.newest_holder(&versions).cloned() {
             tracing::debug!(
                 layer = %request.layer,
                 version = version.version,

@@ -79,6 +79,16 @@ impl LayerVersion {
     }
 }
 
+impl PublishLayer {
+    /// The newest of `versions` that [holds](LayerVersion::holds) this request: publishing it
+    /// again would only add a copy.
+    pub fn newest_holder<'v>(&self, versions: &'v [LayerVersion]) -> Option<&'v LayerVersion> {
+        (versions.iter())
+            .filter(|version| version.holds(self))
+            .max_by_key(|version| version.version)
+    }
+}
+
 /// What [`Target::publish_layer_version_once`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Publication {

@@ -497,8 +497,7 @@ impl Planner<'_> {
     ) -> Result<LayerPlan, DeployError> {
         let request = publish_request(config, zip, description);
         let existing = self.versions(&config.name)?;
-        let matching = existing.iter().filter(|version| version.holds(&request));
-        let action = match matching.max_by_key(|version| version.version) {
+        let action = match request.newest_holder(existing) {
             Some(version) => LayerAction::Unchanged(version.clone()),
             None => {
                 self.check_size(config, zip);

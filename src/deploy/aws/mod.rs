@@ -336,10 +336,7 @@ impl Target for AwsTarget {
         let versions = self
             .list_layer_versions(&request.layer)
             .map_err(deploy_error)?;
-        let holding = versions
-            .into_iter()
-            .filter(|version| version.holds(request));
-        match holding.max_by_key(|version| version.version) {
+        match request.newest_holder(&versions).cloned() {
             Some(version) => Ok(Publication::Found(version)),
             None => self
                 .publish(request)
