@@ -235,25 +235,26 @@ pub enum BuildError {
     },
 }
 
+/// The folders a subject's files come from, as the manifest names them: a layer's folder (any
+/// of its sources may be absent), or a function's code folder (it is built from the project
+/// root with that folder as its one source).
+fn subject_folders(subject: &Subject) -> Vec<PathBuf> {
+    match subject.owner {
+        Owner::Layer(_) => vec![subject.root.clone()],
+        Owner::Function(_) => (subject.sources.iter())
+            .map(|mapping| subject.root.join(mapping.source.trim_matches('/')))
+            .collect(),
+    }
+}
+
 /// A layer or code folder that is missing is a mistake in the manifest far more often than an
 /// empty layer, and packing it would publish an empty zip (on AWS, replacing working code).
-///
-/// A layer's folder is its root; any of its sources may be absent. A function is built from the
-/// project root with its code folder as its one source, and that source must be there.
 fn check_root(subject: &Subject) -> Result<(), BuildError> {
-    let (hint, folders) = match subject.owner {
-        Owner::Layer(_) => (
-            "fix the layer's `path` in lamina.toml or create the folder",
-            vec![subject.root.clone()],
-        ),
-        Owner::Function(_) => (
-            "fix the function's `source` in lamina.toml or create the folder",
-            (subject.sources.iter())
-                .map(|mapping| subject.root.join(mapping.source.trim_matches('/')))
-                .collect(),
-        ),
+    let hint = match subject.owner {
+        Owner::Layer(_) => "fix the layer's `path` in lamina.toml or create the folder",
+        Owner::Function(_) => "fix the function's `source` in lamina.toml or create the folder",
     };
-    for path in folders {
+    for path in subject_folders(subject) {
         let subject = describe(&subject.owner);
         match fs_err::metadata(&path) {
             Ok(metadata) if metadata.is_dir() => {}
@@ -291,22 +292,17 @@ fn check_not_empty(subject: &Subject, output: &ScanOutput) -> Result<(), BuildEr
     if has_files {
         return Ok(());
     }
-    let (hint, path) = match subject.owner {
-        Owner::Layer(_) => (
+    let hint = match subject.owner {
+        Owner::Layer(_) => {
             "add the layer's files (under lib/nodejs, lib/python or opt) or remove the layer \
-             from lamina.toml",
-            subject.root.clone(),
-        ),
-        Owner::Function(_) => (
-            "put the function's code there or fix its `source` in lamina.toml",
-            (subject.sources.first()).map_or(subject.root.clone(), |mapping| {
-                subject.root.join(mapping.source.trim_matches('/'))
-            }),
-        ),
+             from lamina.toml"
+        }
+        Owner::Function(_) => "put the function's code there or fix its `source` in lamina.toml",
     };
+    let folders = subject_folders(subject);
     Err(BuildError::Empty {
         subject: describe(&subject.owner),
-        path,
+        path: folders.into_iter().next().unwrap_or(subject.root.clone()),
         hint,
     })
 }
