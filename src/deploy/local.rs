@@ -466,15 +466,10 @@ impl Target for LocalRegistry {
         let sha256 = self.store_blob(&request.zip_path, &request.code_sha256)?;
 
         let now = utc_timestamp(OffsetDateTime::now_utc());
-        let replaced = existing.as_ref().map(|record| record.sha256.clone());
-        // A request without a role keeps the function's, as Lambda does.
-        let kept_role = existing.as_ref().and_then(|record| record.role.clone());
-        let created = existing.map_or_else(|| now.clone(), |record| record.created);
-        let mut record = FunctionRecord::new(request, &sha256, created, now);
-        record.role = record.role.or(kept_role);
+        let record = FunctionRecord::new(request, &sha256, existing.as_ref(), now);
         write_record(&path, &record)?;
         tracing::debug!(function = %request.name, "function recorded");
-        if replaced.is_some_and(|old| old != record.sha256) {
+        if existing.is_some_and(|old| old.sha256 != record.sha256) {
             self.remove_unnamed_blobs();
         }
         Ok(record.to_state())
@@ -535,19 +530,23 @@ impl VersionRecord {
 }
 
 impl FunctionRecord {
+    /// The record of `request` deployed at `updated`, over the `existing` one if any: that keeps
+    /// its creation time, and its role when the request names none (as Lambda keeps it).
     fn new(
         request: &DeployFunction,
         sha256: &[u8; 32],
-        created: String,
+        existing: Option<&FunctionRecord>,
         updated: String,
     ) -> FunctionRecord {
+        let created = existing.map_or_else(|| updated.clone(), |old| old.created.clone());
+        let kept_role = existing.and_then(|old| old.role.clone());
         FunctionRecord {
             format: RECORD_FORMAT,
             name: request.name.clone(),
             arn: function_arn(&request.name),
             runtime: request.runtime.clone(),
             handler: request.handler.clone(),
-            role: request.role.clone(),
+            role: request.role.clone().or(kept_role),
             digest: request.digest,
             sha256: sha256_hex(sha256),
             code_sha256: code_sha256(sha256),
