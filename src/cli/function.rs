@@ -301,13 +301,7 @@ fn warn_about_runtimes(manifest: &Manifest, name: &str) {
 fn function_name(manifest: &Manifest, given: Option<String>) -> Result<String> {
     if let Some(name) = given {
         if !manifest.functions.contains_key(&name) {
-            let known: Vec<String> = manifest.functions.keys().cloned().collect();
-            return Err(ManifestError::UnknownFunction {
-                name,
-                path: manifest.manifest_path(),
-                known: output::list_or_none(&known),
-            }
-            .into());
+            return Err(unknown_function(manifest, name).into());
         }
         return Ok(name);
     }
@@ -415,6 +409,15 @@ fn remove(context: &Context, args: RemoveArgs) -> Result<()> {
     Ok(())
 }
 
+fn unknown_function(manifest: &Manifest, name: String) -> ManifestError {
+    let known: Vec<String> = manifest.functions.keys().cloned().collect();
+    ManifestError::UnknownFunction {
+        name,
+        path: manifest.manifest_path(),
+        known: output::list_or_none(&known),
+    }
+}
+
 /// What `function remove` did with a function that lamina.toml no longer names.
 #[derive(Debug, Serialize)]
 struct DeployedOnlyReport {
@@ -434,7 +437,7 @@ fn remove_deployed_only(
 ) -> Result<()> {
     let mut target = open_target(context, manifest, args.target)?;
     if target.function(name)?.is_none() {
-        function_name(manifest, Some(name.to_owned()))?;
+        return Err(unknown_function(manifest, name.to_owned()).into());
     }
     let deleted = delete_deployed(target.as_mut(), name, args.yes)?;
     tracing::info!(function = %name, deleted, "deployed function removed");
