@@ -1151,30 +1151,35 @@ fn new_package_lists(
 
 /// Whether one of `paths` (sorted) is among a node package's own entries.
 fn holds_any(package: &PackageDir, paths: &[&str]) -> bool {
-    let prefix = format!("{}/", package.zip_dir);
-    let nested = format!("{prefix}node_modules");
-    let start = paths.partition_point(|path| path.as_bytes() < prefix.as_bytes());
-    paths[start..]
-        .iter()
-        .take_while(|path| path.starts_with(&prefix))
-        .any(|path| *path != nested && !is_below(path, &nested))
+    own_items(package, paths, |path| path).next().is_some()
 }
 
 /// A node package's own entries, relative to its folder: everything below it except its nested
 /// `node_modules/`.
 fn own_entries(package: &PackageDir, entries: &[Entry]) -> Vec<Entry> {
-    let prefix = format!("{}/", package.zip_dir);
-    let nested = format!("{prefix}node_modules");
-    let start = entries.partition_point(|entry| entry.path.as_bytes() < prefix.as_bytes());
-    entries[start..]
-        .iter()
-        .take_while(|entry| entry.path.starts_with(&prefix))
-        .filter(|entry| entry.path != nested && !is_below(&entry.path, &nested))
+    let prefix_len = package.zip_dir.len() + 1;
+    own_items(package, entries, |entry| &entry.path)
         .map(|entry| Entry {
-            path: entry.path[prefix.len()..].to_string(),
+            path: entry.path[prefix_len..].to_string(),
             ..entry.clone()
         })
         .collect()
+}
+
+/// The items of `sorted` (by the bytes of `path`) that are a node package's own: below its
+/// folder, and not in its nested `node_modules/`.
+fn own_items<'a, T>(
+    package: &PackageDir,
+    sorted: &'a [T],
+    path: impl Fn(&T) -> &str + Copy + 'a,
+) -> impl Iterator<Item = &'a T> + 'a {
+    let prefix = format!("{}/", package.zip_dir);
+    let nested = format!("{prefix}node_modules");
+    let start = sorted.partition_point(|item| path(item).as_bytes() < prefix.as_bytes());
+    sorted[start..]
+        .iter()
+        .take_while(move |item| path(item).starts_with(&prefix))
+        .filter(move |item| path(item) != nested && !is_below(path(item), &nested))
 }
 
 /// The result of hashing the files whose cached rows could not be trusted.
