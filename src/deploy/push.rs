@@ -664,9 +664,7 @@ impl Planner<'_> {
         // cannot take another architecture after it is published: a mismatch is a note.
         let label = format!("`{layer}` version {number}");
         let declared = &version.architectures;
-        let missing = (function.architectures.iter())
-            .find(|architecture| !declared.is_empty() && !declared.contains(architecture));
-        if let Some(architecture) = missing {
+        if let Some(architecture) = first_unfit(declared, &function.architectures) {
             self.notes.push(format!(
                 "function `{}` runs on `{architecture}`, but layer {label} was published for {}; \
                  if it holds native code, pin a version published for `{architecture}`",
@@ -699,32 +697,26 @@ impl Planner<'_> {
         }
 
         for layer in layers {
-            let Some(runtimes) = &layer.runtimes else {
-                continue;
-            };
-            if !runtimes.is_empty() && !runtimes.contains(&config.runtime) {
-                self.problems.push(PlanProblem::RuntimeMismatch {
-                    function: function.clone(),
-                    runtime: config.runtime.clone(),
-                    layer: layer.label.clone(),
-                    runtimes: runtimes.clone(),
-                });
+            let runtime = std::slice::from_ref(&config.runtime);
+            if let Some(runtimes) = &layer.runtimes {
+                if first_unfit(runtimes, runtime).is_some() {
+                    self.problems.push(PlanProblem::RuntimeMismatch {
+                        function: function.clone(),
+                        runtime: config.runtime.clone(),
+                        layer: layer.label.clone(),
+                        runtimes: runtimes.clone(),
+                    });
+                }
             }
-        }
-        for layer in layers {
-            let Some(architectures) = &layer.architectures else {
-                continue;
-            };
-            let missing = (config.architectures.iter()).find(|architecture| {
-                !architectures.is_empty() && !architectures.contains(architecture)
-            });
-            if let Some(architecture) = missing {
-                self.problems.push(PlanProblem::ArchitectureMismatch {
-                    function: function.clone(),
-                    architecture: architecture.clone(),
-                    layer: layer.label.clone(),
-                    architectures: architectures.clone(),
-                });
+            if let Some(architectures) = &layer.architectures {
+                if let Some(architecture) = first_unfit(architectures, &config.architectures) {
+                    self.problems.push(PlanProblem::ArchitectureMismatch {
+                        function: function.clone(),
+                        architecture: architecture.clone(),
+                        layer: layer.label.clone(),
+                        architectures: architectures.clone(),
+                    });
+                }
             }
         }
 
@@ -838,6 +830,12 @@ fn publish_request(config: &LayerConfig, zip: &BuiltZip, description: &str) -> P
         digest: zip.digest,
         unzipped_size: zip.unzipped_size,
     }
+}
+
+/// The first of `wanted` (a function's runtime or architectures) that a layer declared for
+/// `declared` does not fit; a layer that declares nothing fits everything.
+fn first_unfit<'w>(declared: &[String], wanted: &'w [String]) -> Option<&'w String> {
+    (wanted.iter()).find(|item| !declared.is_empty() && !declared.contains(item))
 }
 
 /// A layer version's ARN without its version number: what names the layer itself.
