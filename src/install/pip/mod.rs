@@ -76,9 +76,9 @@ pub fn detect_source(python_dir: &Path) -> Option<PythonSource> {
 /// A requirements.txt that names packages (or cannot be read as text) but is not installed,
 /// because a Pipfile.lock beside it wins. Only a warning depends on it, so a file that cannot
 /// be read at all is not an error here.
-fn ignored_requirements(python_dir: &Path) -> Option<PathBuf> {
+fn ignored_requirements(python_dir: &Path, source: Option<&PythonSource>) -> Option<PathBuf> {
     let requirements = python_dir.join("requirements.txt");
-    let Some(PythonSource::PipfileLock(_)) = detect_source(python_dir) else {
+    let Some(PythonSource::PipfileLock(_)) = source else {
         return None;
     };
     let bytes = fs_err::read(&requirements).ok()?;
@@ -311,7 +311,8 @@ pub(super) fn prepare(
     state: &mut StateFile,
 ) -> Result<Option<Install>, InstallError> {
     let python_dir = context.layer_dir.join("lib/python");
-    if let Some(ignored) = ignored_requirements(&python_dir) {
+    let source = detect_source(&python_dir);
+    if let Some(ignored) = ignored_requirements(&python_dir, source.as_ref()) {
         tracing::warn!(
             layer = %context.layer.name,
             "`{}` is not installed: `Pipfile.lock` beside it wins; put its packages in the \
@@ -319,7 +320,7 @@ pub(super) fn prepare(
             context.relative(&ignored)
         );
     }
-    let (plan, lock_written) = match detect_source(&python_dir) {
+    let (plan, lock_written) = match source {
         None => return Ok(None),
         Some(PythonSource::PipfileOnly(pipfile)) => match read_empty_pipfile(&pipfile)? {
             Some(requires) => {
